@@ -1,1 +1,9 @@
-//! veil
+//! veil: on-device privacy redaction. This library holds the binary's parts; `main.rs` only
+//! parses the command line and dispatches.
+
+pub mod cli;
+pub mod commands;
+pub mod detect_response;
+pub mod inputs;
+pub mod photo;
+pub mod redaction;

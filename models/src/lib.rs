@@ -1,1 +1,48 @@
-//! veil-models
+//! veil-models: face (and later plate/person) detectors on tract behind one [`Detector`] API,
+//! with their pre/post-processing, model artifacts and a registry of backends.
+
+mod artifacts;
+mod centerface;
+mod detection;
+mod error;
+mod nms;
+mod params;
+mod plan_cache;
+mod precision;
+mod preprocess;
+mod registry;
+
+pub use artifacts::{ModelArtifact, ModelStore, MANIFEST_JSON};
+pub use centerface::CenterFace;
+pub use detection::{BBox, Category, Detection, Point};
+pub use error::DetectError;
+pub use params::{DetectParams, DetectScale};
+pub use precision::Precision;
+pub use preprocess::RgbImage;
+pub use registry::{BackendInfo, Registry};
+
+/// Per-stage timings of one detection call, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StageTimings {
+    pub preprocess_ms: f64,
+    pub inference_ms: f64,
+    pub postprocess_ms: f64,
+}
+
+/// What a detector returns for one image.
+#[derive(Debug, Clone, Default)]
+pub struct DetectOutput {
+    pub detections: Vec<Detection>,
+    pub timings: StageTimings,
+    /// Size (w, h) of the tensor the network saw.
+    pub network_input: (u32, u32),
+}
+
+/// One detection API; backends (CenterFace today) implement it.
+pub trait Detector: Send + Sync {
+    /// Static facts about this backend instance (name, precision, model hash, ...).
+    fn info(&self) -> &BackendInfo;
+
+    /// Find objects in `image`. Boxes are in `image`'s pixel coordinates.
+    fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError>;
+}

@@ -1,0 +1,211 @@
+//! Command-line definition of `veil` and dispatch to the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use veil_models::{DetectParams, DetectScale, Precision};
+use veil_redact::{MaskStyle, Method, Shape};
+
+use crate::commands;
+
+#[derive(Parser, Debug)]
+#[command(name = "veil", version, about = "On-device privacy redaction: find faces, blur them, never leak a raw pixel")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Detect faces in images and print JSON (one object per image; an array for several).
+    Detect(DetectCmd),
+    /// Redact faces in images or directories (recursive) into OUT.
+    Redact(RedactCmd),
+    /// List the detection backends and model files.
+    Models(ModelsCmd),
+    /// Measure per-stage speed and memory (medians, p95) against onnxruntime.
+    Bench(BenchCmd),
+}
+
+/// Which detector to run and how.
+#[derive(Args, Debug, Clone)]
+pub struct DetectorArgs {
+    /// Detection backend (see `veil models`).
+    #[arg(long, default_value = "centerface")]
+    pub backend: String,
+    /// int8, fp32, or auto (time both at load, keep the faster).
+    #[arg(long, default_value = "int8")]
+    pub precision: Precision,
+    /// Minimum detection score, 0..1.
+    #[arg(long, default_value_t = 0.5)]
+    pub confidence: f32,
+    /// IoU above which overlapping boxes are merged, 0..1.
+    #[arg(long, default_value_t = 0.4)]
+    pub nms_threshold: f32,
+    /// Keep at most this many faces per image (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_faces: usize,
+    /// Detection scale: `native`, a factor (2 = upscale twice, finds smaller faces) or WxH to fit.
+    #[arg(long, default_value = "native")]
+    pub scale: DetectScale,
+    /// Threads for inference and for processing files in parallel (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Extra directory to look for model files in.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+}
+
+impl DetectorArgs {
+    pub fn params(&self) -> DetectParams {
+        DetectParams {
+            confidence: self.confidence,
+            nms_threshold: self.nms_threshold,
+            max_faces: self.max_faces,
+            scale: self.scale,
+            ..DetectParams::default()
+        }
+    }
+
+    pub fn thread_count(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            self.threads
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DetectCmd {
+    /// Image files (JPEG, PNG, WebP).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+    /// Pretty-print the JSON.
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+/// How regions are masked.
+#[derive(Args, Debug, Clone)]
+pub struct MaskArgs {
+    /// gaussian, pixelate or solid.
+    #[arg(long, default_value = "gaussian")]
+    pub method: String,
+    /// Blur strength 0..1 (the blur radius grows with the face; 1 = sigma of a third of its side).
+    #[arg(long)]
+    pub strength: Option<f32>,
+    /// Pixelate block size in pixels (default: a tenth of the face's shorter side).
+    #[arg(long)]
+    pub block: Option<u32>,
+    /// Fill colour for `solid`, #RRGGBB.
+    #[arg(long, default_value = "#000000")]
+    pub color: String,
+    /// rect or ellipse.
+    #[arg(long, default_value = "ellipse")]
+    pub shape: Shape,
+    /// Fraction of the box added on each side (0..2; 0.3 = deface's mask scale 1.3).
+    #[arg(long, default_value_t = veil_redact::DEFAULT_PADDING)]
+    pub padding: f32,
+    /// Soft edge 0..1, fading outwards from the padded shape.
+    #[arg(long, default_value_t = veil_redact::DEFAULT_FEATHER)]
+    pub feather: f32,
+}
+
+impl MaskArgs {
+    pub fn style(&self) -> Result<MaskStyle, String> {
+        let color = veil_redact::parse_color(&self.color).map_err(|e| e.to_string())?;
+        let mut method = Method::from_name(&self.method, self.strength, color).map_err(|e| e.to_string())?;
+        if let (Method::Pixelate { block }, Some(b)) = (&mut method, self.block) {
+            *block = Some(b);
+        }
+        let style = MaskStyle { method, shape: self.shape, padding: self.padding, feather: self.feather };
+        style.validate().map_err(|e| e.to_string())?;
+        Ok(style)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RedactCmd {
+    /// Input files or directories (walked recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory (or a file name when there is exactly one input file).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output format: jpeg, png or webp (default: the input's own format).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// JPEG quality 1..100.
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+    /// Keep EXIF (orientation reset, thumbnail, MakerNote and every GPS field still removed).
+    #[arg(long)]
+    pub keep_metadata: bool,
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+    #[command(flatten)]
+    pub mask: MaskArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsCmd {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the optimized tract graph's op names for this backend/precision at 640x480.
+    #[arg(long)]
+    pub ops: Option<Precision>,
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchCmd {
+    /// Frame sizes, WxH, comma separated.
+    #[arg(long, default_value = "640x480,1280x720,1920x1080")]
+    pub sizes: String,
+    /// Timed iterations per case (after one warm-up).
+    #[arg(long, default_value_t = 15)]
+    pub iterations: usize,
+    /// Photo to bench with (default: a synthetic frame with face-like content from the fixtures).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Precisions to compare.
+    #[arg(long, default_value = "fp32,int8")]
+    pub precisions: String,
+    /// Skip the onnxruntime reference (python3 with onnxruntime needed otherwise).
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+}
+
+/// Parse the command line, run the command, return the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VEIL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Detect(c) => commands::detect::run(c),
+        Command::Redact(c) => commands::redact::run(c),
+        Command::Models(c) => commands::models::run(c),
+        Command::Bench(c) => commands::bench::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("veil: {e:#}");
+            2
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `veil bench`: per-stage medians and p95 (decode, preprocess, inference, decode+NMS, mask,
+//! encode) per frame size, precision and thread count, peak RSS, and a same-run onnxruntime
+//! reference on the fp32 model so the ratios compare like with like.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use image::imageops::FilterType;
+use serde::Serialize;
+use veil_models::{DetectParams, Precision};
+use veil_redact::MaskStyle;
+
+use crate::cli::BenchCmd;
+use crate::photo::{decode, encode, DecodeLimits, OutputFormat};
+use crate::redaction::Redactor;
+
+#[derive(Debug, Serialize, Clone, Copy, Default)]
+pub struct Stat {
+    pub median_ms: f64,
+    pub p95_ms: f64,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    if v.is_empty() {
+        return Stat::default();
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    Stat { median_ms: at(0.5), p95_ms: at(0.95) }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Case {
+    pub size: String,
+    pub precision: String,
+    pub threads: usize,
+    pub faces: usize,
+    pub decode: Stat,
+    pub preprocess: Stat,
+    pub inference: Stat,
+    pub postprocess: Stat,
+    pub mask: Stat,
+    pub encode: Stat,
+    pub end_to_end: Stat,
+    pub peak_rss_mib: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reference {
+    pub size: String,
+    pub threads: usize,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub cores: usize,
+    pub iterations: usize,
+    pub cases: Vec<Case>,
+    pub onnxruntime: Option<String>,
+    pub reference: Vec<Reference>,
+}
+
+fn parse_sizes(s: &str) -> anyhow::Result<Vec<(u32, u32)>> {
+    s.split(',')
+        .map(|p| {
+            let (w, h) = p.trim().split_once('x').ok_or_else(|| anyhow::anyhow!("size '{p}' is not WxH"))?;
+            Ok((w.parse()?, h.parse()?))
+        })
+        .collect()
+}
+
+/// Peak resident set size of this process so far, MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// The bench photo: `--image`, else the group photo fetched by `make models`, else a synthetic
+/// frame (timings of dense convolutions do not depend on content; face count then is 0).
+fn source_image(explicit: &Option<PathBuf>) -> anyhow::Result<image::RgbImage> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => vec![p.clone()],
+        None => vec![root.join("models/cache/photos/group6.jpg"), root.join("tests/fixtures/cache/group6.jpg")],
+    };
+    for c in &candidates {
+        if let Ok(bytes) = std::fs::read(c) {
+            return Ok(decode(&bytes, &DecodeLimits::default())?.image);
+        }
+        if explicit.is_some() {
+            anyhow::bail!("cannot read {}", c.display());
+        }
+    }
+    Ok(image::RgbImage::from_fn(1280, 720, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8])))
+}
+
+pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
+    let sizes = parse_sizes(&cmd.sizes)?;
+    let precisions: Vec<Precision> = cmd.precisions.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut thread_counts = vec![1];
+    if cores > 1 {
+        thread_counts.push(cores);
+    }
+    let source = source_image(&cmd.image)?;
+    let registry = super::registry(&cmd.model_dir);
+    let iterations = cmd.iterations.max(1);
+    let mut cases = Vec::new();
+    for &precision in &precisions {
+        for &threads in &thread_counts {
+            let detector = registry.create("centerface", precision, threads)?;
+            let redactor = Redactor { detector, params: DetectParams::default(), style: MaskStyle::default() };
+            for &(w, h) in &sizes {
+                let frame = image::imageops::resize(&source, w, h, FilterType::Triangle);
+                let jpeg = encode(&frame, OutputFormat::Jpeg { quality: 90 }, None, None)?;
+                let mut s: [Vec<f64>; 7] = Default::default();
+                let mut faces = 0;
+                for i in 0..=iterations {
+                    let t0 = Instant::now();
+                    let mut img = decode(&jpeg, &DecodeLimits::default())?.image;
+                    let t1 = Instant::now();
+                    let report = redactor.redact_in_place(&mut img)?;
+                    let t2 = Instant::now();
+                    let out = encode(&img, OutputFormat::Jpeg { quality: 90 }, None, None)?;
+                    let t3 = Instant::now();
+                    std::hint::black_box(out);
+                    if i == 0 {
+                        continue; // warm-up: builds the plan for this shape
+                    }
+                    faces = report.detections.len();
+                    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+                    s[0].push(ms(t0, t1));
+                    s[1].push(report.timings.detect.preprocess_ms);
+                    s[2].push(report.timings.detect.inference_ms);
+                    s[3].push(report.timings.detect.postprocess_ms);
+                    s[4].push(report.timings.mask_ms);
+                    s[5].push(ms(t2, t3));
+                    s[6].push(ms(t0, t3));
+                }
+                let [d, p, inf, post, m, e, all] = s;
+                let case = Case {
+                    size: format!("{w}x{h}"),
+                    precision: precision.to_string(),
+                    threads,
+                    faces,
+                    decode: stat(d),
+                    preprocess: stat(p),
+                    inference: stat(inf),
+                    postprocess: stat(post),
+                    mask: stat(m),
+                    encode: stat(e),
+                    end_to_end: stat(all),
+                    peak_rss_mib: peak_rss_mib(),
+                };
+                if !cmd.json {
+                    eprintln!("  {} {} x{}: inference {:.1} ms", case.size, case.precision, threads, case.inference.median_ms);
+                }
+                cases.push(case);
+            }
+        }
+    }
+    let (onnxruntime, reference) = if cmd.no_reference {
+        (None, Vec::new())
+    } else {
+        run_reference(&registry, &cmd.sizes, iterations, &thread_counts)?
+    };
+    let report = Report { machine: machine(), cores, iterations, cases, onnxruntime, reference };
+    if cmd.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_tables(&report);
+    }
+    Ok(0)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{} {}, {}", std::env::consts::OS, std::env::consts::ARCH, cpu)
+}
+
+/// Run `models/tool/ort_reference.py` on the fp32 model file.
+fn run_reference(
+    registry: &veil_models::Registry,
+    sizes: &str,
+    iterations: usize,
+    threads: &[usize],
+) -> anyhow::Result<(Option<String>, Vec<Reference>)> {
+    let store = registry.store();
+    let artifact = store.artifact("centerface", Precision::Fp32).ok_or_else(|| anyhow::anyhow!("no fp32 model listed"))?;
+    let model = store.locate(&artifact.file).ok_or_else(|| anyhow::anyhow!("fp32 model missing: run `make models`"))?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tool/ort_reference.py");
+    let threads: Vec<String> = threads.iter().map(|t| t.to_string()).collect();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&model)
+        .args(["--sizes", sizes, "--iterations", &iterations.to_string(), "--threads", &threads.join(",")])
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run python3 for the onnxruntime reference: {e} (use --no-reference to skip)"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "onnxruntime reference failed (pip install onnxruntime onnx numpy, or --no-reference): {}",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let version = v["onnxruntime"].as_str().map(str::to_string);
+    let refs = v["results"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| Reference {
+                    size: r["size"].as_str().unwrap_or("").to_string(),
+                    threads: r["threads"].as_u64().unwrap_or(1) as usize,
+                    median_ms: r["median_ms"].as_f64().unwrap_or(f64::NAN),
+                    p95_ms: r["p95_ms"].as_f64().unwrap_or(f64::NAN),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((version, refs))
+}
+
+fn print_tables(r: &Report) {
+    println!("veil bench — {} ({} cores), {} iterations per case, medians (p95) in ms", r.machine, r.cores, r.iterations);
+    println!(
+        "{:<10} {:<5} {:>3} {:>5} | {:>15} {:>15} {:>15} {:>13} {:>13} {:>15} | {:>15} {:>8}",
+        "size", "prec", "thr", "faces", "decode", "preprocess", "inference", "decode+nms", "mask", "encode", "end-to-end", "rss MiB"
+    );
+    let f = |s: &Stat| format!("{:.1} ({:.1})", s.median_ms, s.p95_ms);
+    for c in &r.cases {
+        println!(
+            "{:<10} {:<5} {:>3} {:>5} | {:>15} {:>15} {:>15} {:>13} {:>13} {:>15} | {:>15} {:>8.0}",
+            c.size,
+            c.precision,
+            c.threads,
+            c.faces,
+            f(&c.decode),
+            f(&c.preprocess),
+            f(&c.inference),
+            f(&c.postprocess),
+            f(&c.mask),
+            f(&c.encode),
+            f(&c.end_to_end),
+            c.peak_rss_mib
+        );
+    }
+    if !r.reference.is_empty() {
+        println!("\nonnxruntime {} fp32 reference, inference only:", r.onnxruntime.as_deref().unwrap_or("?"));
+        for x in &r.reference {
+            println!("  {:<10} x{}: {:.1} ({:.1}) ms", x.size, x.threads, x.median_ms, x.p95_ms);
+        }
+    }
+    println!("\nratios (inference medians; < 1 means the first is faster):");
+    let find = |size: &str, prec: &str, thr: usize| r.cases.iter().find(|c| c.size == size && c.precision == prec && c.threads == thr);
+    for c in r.cases.iter().filter(|c| c.precision == "int8") {
+        let mut line = format!("  {:<10} x{}:", c.size, c.threads);
+        if let Some(fp) = find(&c.size, "fp32", c.threads) {
+            line += &format!(" int8/fp32 {:.2}", c.inference.median_ms / fp.inference.median_ms);
+        }
+        if let Some(o) = r.reference.iter().find(|x| x.size == c.size && x.threads == c.threads) {
+            line += &format!("  int8/onnxruntime {:.2}", c.inference.median_ms / o.median_ms);
+            if let Some(fp) = find(&c.size, "fp32", c.threads) {
+                line += &format!("  fp32/onnxruntime {:.2}", fp.inference.median_ms / o.median_ms);
+            }
+        }
+        line += &format!("  end-to-end/inference {:.2}", c.end_to_end.median_ms / c.inference.median_ms);
+        println!("{line}");
+    }
+}

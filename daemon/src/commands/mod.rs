@@ -1,0 +1,44 @@
+//! The one-shot subcommands of `veil`.
+
+pub mod bench;
+pub mod detect;
+pub mod models;
+pub mod redact;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use veil_models::{Detector, ModelStore, Registry};
+
+use crate::cli::DetectorArgs;
+
+/// The registry over the default model directories plus `extra`.
+pub fn registry(extra: &Option<PathBuf>) -> Registry {
+    Registry::new(ModelStore::new(extra.iter().cloned().collect()))
+}
+
+/// Build the detector the flags ask for, with `threads` inference threads.
+pub fn build_detector(args: &DetectorArgs, threads: usize) -> anyhow::Result<Arc<dyn Detector>> {
+    args.params().validate()?;
+    Ok(registry(&args.model_dir).create(&args.backend, args.precision, threads)?)
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory, then a rename,
+/// so a reader (or a crash) never sees half a file.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

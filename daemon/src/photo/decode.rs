@@ -1,0 +1,93 @@
+//! Decoding an image file's bytes into upright RGB8, refusing what would need too much memory.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+/// Why a photo could not be read. Every variant is the caller's input, never a crash.
+#[derive(Debug, thiserror::Error)]
+pub enum PhotoError {
+    #[error("empty file")]
+    Empty,
+    #[error("file is {size} bytes; the limit is {limit}")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("not a supported image (JPEG, PNG or WebP)")]
+    UnknownFormat,
+    #[error("image is {width}x{height}; the limit is {max_side} px a side and {max_pixels} pixels")]
+    Dimensions { width: u32, height: u32, max_side: u32, max_pixels: u64 },
+    #[error("cannot decode {format}: {reason}")]
+    Corrupt { format: &'static str, reason: String },
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+/// Upper bounds checked before any pixel buffer is allocated.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub max_file_bytes: u64,
+    pub max_side: u32,
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self { max_file_bytes: 100 * 1024 * 1024, max_side: 16384, max_pixels: 100_000_000 }
+    }
+}
+
+/// A decoded, upright photo and the metadata it carried.
+pub struct DecodedPhoto {
+    pub image: RgbImage,
+    pub format: ImageFormat,
+    /// Raw EXIF (TIFF structure), when the file had any.
+    pub exif: Option<Vec<u8>>,
+    pub icc_profile: Option<Vec<u8>>,
+}
+
+fn format_name(f: ImageFormat) -> &'static str {
+    match f {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::WebP => "WebP",
+        _ => "image",
+    }
+}
+
+/// Decode `bytes`: check the format and the header's dimensions against `limits` first, then
+/// decode, apply the EXIF orientation, and convert to RGB8 (alpha is dropped, grey expanded).
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, PhotoError> {
+    if bytes.is_empty() {
+        return Err(PhotoError::Empty);
+    }
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(PhotoError::TooLarge { size: bytes.len() as u64, limit: limits.max_file_bytes });
+    }
+    let format = image::guess_format(bytes).map_err(|_| PhotoError::UnknownFormat)?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
+        return Err(PhotoError::UnknownFormat);
+    }
+    let corrupt = |e: image::ImageError| PhotoError::Corrupt { format: format_name(format), reason: e.to_string() };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = Limits::default();
+    lim.max_image_width = Some(limits.max_side);
+    lim.max_image_height = Some(limits.max_side);
+    // RGBA16 is the widest buffer any supported decoder makes.
+    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(lim);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    if width == 0
+        || height == 0
+        || width > limits.max_side
+        || height > limits.max_side
+        || width as u64 * height as u64 > limits.max_pixels
+    {
+        return Err(PhotoError::Dimensions { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
+    }
+    let orientation = decoder.orientation().map_err(corrupt)?;
+    let exif = decoder.exif_metadata().ok().flatten();
+    let icc_profile = decoder.icc_profile().ok().flatten();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    Ok(DecodedPhoto { image: img.into_rgb8(), format, exif, icc_profile })
+}

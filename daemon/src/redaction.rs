@@ -1,0 +1,57 @@
+//! Detect-then-mask on one decoded image, failing closed: if detection fails the caller gets an
+//! error and no pixels, never the unmasked image.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use image::RgbImage;
+use veil_models::{DetectError, DetectParams, Detection, Detector, RgbImage as ModelImage, StageTimings};
+use veil_redact::{MaskStyle, Region, RgbFrame};
+
+/// Timings of one redaction, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct RedactionTimings {
+    #[serde(flatten)]
+    pub detect: StageTimings,
+    pub mask_ms: f64,
+}
+
+/// What a redaction found and did.
+#[derive(Debug, Clone)]
+pub struct RedactionReport {
+    pub detections: Vec<Detection>,
+    pub timings: RedactionTimings,
+    pub network_input: (u32, u32),
+}
+
+/// A detector plus the parameters and mask style applied to every image.
+#[derive(Clone)]
+pub struct Redactor {
+    pub detector: Arc<dyn Detector>,
+    pub params: DetectParams,
+    pub style: MaskStyle,
+}
+
+impl Redactor {
+    /// Detect objects in `img` and mask them in place. On error `img` may be partly masked but
+    /// must be discarded; callers never output it.
+    pub fn redact_in_place(&self, img: &mut RgbImage) -> Result<RedactionReport, DetectError> {
+        let (w, h) = img.dimensions();
+        let out = {
+            let view = ModelImage::new(img.as_raw(), w, h)?;
+            self.detector.detect(&view, &self.params)?
+        };
+        let t = Instant::now();
+        let regions: Vec<Region> =
+            out.detections.iter().map(|d| Region::new(d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2)).collect();
+        let mut frame = RgbFrame::new(img.as_mut(), w, h)
+            .map_err(|e| DetectError::Inference(format!("frame buffer: {e}")))?;
+        veil_redact::redact(&mut frame, &regions, &self.style);
+        let mask_ms = t.elapsed().as_secs_f64() * 1000.0;
+        Ok(RedactionReport {
+            detections: out.detections,
+            timings: RedactionTimings { detect: out.timings, mask_ms },
+            network_input: out.network_input,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! The detection result types shared by every backend.
+
+use serde::Serialize;
+
+/// What kind of personal information a detection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Face,
+}
+
+impl Category {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Category::Face => "face",
+        }
+    }
+}
+
+/// A point in source pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
+/// An axis-aligned box in source pixels: `x1 <= x2`, `y1 <= y2`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+impl BBox {
+    pub fn width(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0)
+    }
+    pub fn height(&self) -> f32 {
+        (self.y2 - self.y1).max(0.0)
+    }
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+    /// Intersection over union with `other` (0 when either is empty).
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let iw = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let ih = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+}
+
+/// One detected object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    pub category: Category,
+    pub bbox: BBox,
+    pub score: f32,
+    /// Five facial landmarks (left eye, right eye, nose, left and right mouth corner) for faces.
+    pub landmarks: Option<[Point; 5]>,
+}

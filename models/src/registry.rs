@@ -1,0 +1,140 @@
+//! The backend registry: every detector veil can build, with its facts, and the one place that
+//! turns a (name, precision) request into a running [`Detector`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::artifacts::{sha256_hex, ModelStore};
+use crate::centerface::CenterFace;
+use crate::detection::Category;
+use crate::error::DetectError;
+use crate::params::DetectParams;
+use crate::precision::Precision;
+use crate::preprocess::RgbImage;
+use crate::Detector;
+
+/// Facts about one backend at one precision (what `veil models` and `/v1/backends` list).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BackendInfo {
+    pub name: String,
+    pub version: String,
+    pub categories: Vec<Category>,
+    pub precision: Precision,
+    pub sha256: String,
+    /// Accepted network input: any size, padded to a multiple of this many pixels.
+    pub input_multiple: u32,
+    pub input_layout: String,
+    /// Whether the model file is present (listing only).
+    pub available: bool,
+}
+
+/// A backend family veil knows how to build.
+struct BackendKind {
+    name: &'static str,
+    categories: &'static [Category],
+    input_multiple: u32,
+    input_layout: &'static str,
+    build: fn(&[u8], BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>,
+}
+
+const KINDS: &[BackendKind] = &[BackendKind {
+    name: "centerface",
+    categories: &[Category::Face],
+    input_multiple: 32,
+    input_layout: "NCHW float32 RGB 0..255",
+    build: |bytes, info, threads| Ok(Arc::new(CenterFace::from_bytes(bytes, info, threads)?)),
+}];
+
+/// Builds detectors from the model store.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    store: ModelStore,
+}
+
+impl Registry {
+    pub fn new(store: ModelStore) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &ModelStore {
+        &self.store
+    }
+
+    /// Every backend and precision the manifest knows, marking those whose file is present.
+    pub fn list(&self) -> Vec<BackendInfo> {
+        let mut out = Vec::new();
+        for kind in KINDS {
+            for precision in [Precision::Int8, Precision::Fp32] {
+                if let Some(a) = self.store.artifact(kind.name, precision) {
+                    let mut info = self.info_for(kind, precision, a.version.clone(), a.sha256.clone());
+                    info.available = self.store.locate(&a.file).is_some();
+                    out.push(info);
+                }
+            }
+        }
+        out
+    }
+
+    fn info_for(&self, kind: &BackendKind, precision: Precision, version: String, sha256: String) -> BackendInfo {
+        BackendInfo {
+            name: kind.name.to_string(),
+            version,
+            categories: kind.categories.to_vec(),
+            precision,
+            sha256,
+            input_multiple: kind.input_multiple,
+            input_layout: kind.input_layout.to_string(),
+            available: true,
+        }
+    }
+
+    /// Build backend `name` at `precision`. `Auto` builds int8 and fp32 (whichever exist), times
+    /// one 640x480 inference of each after a warm-up, and keeps the faster.
+    pub fn create(&self, name: &str, precision: Precision, threads: usize) -> Result<Arc<dyn Detector>, DetectError> {
+        let kind = KINDS.iter().find(|k| k.name == name).ok_or_else(|| DetectError::UnknownBackend(name.to_string()))?;
+        match precision {
+            Precision::Auto => {
+                let mut best: Option<(f64, Arc<dyn Detector>)> = None;
+                let mut last_err = None;
+                for p in [Precision::Int8, Precision::Fp32] {
+                    match self.create_exact(kind, p, threads) {
+                        Ok(det) => {
+                            let t = time_one(det.as_ref())?;
+                            tracing::info!(backend = name, precision = %p, ms = t, "auto precision probe");
+                            if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
+                                best = Some((t, det));
+                            }
+                        }
+                        Err(e) => last_err = Some(e),
+                    }
+                }
+                best.map(|(_, d)| d).ok_or_else(|| last_err.unwrap_or_else(|| DetectError::UnknownBackend(name.to_string())))
+            }
+            p => self.create_exact(kind, p, threads),
+        }
+    }
+
+    fn create_exact(&self, kind: &BackendKind, precision: Precision, threads: usize) -> Result<Arc<dyn Detector>, DetectError> {
+        let artifact = self.store.artifact(kind.name, precision).ok_or_else(|| DetectError::ModelUnavailable {
+            path: format!("{}-{}", kind.name, precision),
+            reason: "the manifest lists no such model".into(),
+        })?;
+        let bytes = self.store.read(artifact)?;
+        let info = self.info_for(kind, precision, artifact.version.clone(), sha256_hex(&bytes));
+        (kind.build)(&bytes, info, threads)
+    }
+}
+
+/// Median-free single timing of a 640x480 inference, after one warm-up run (which also builds
+/// the plan for that shape).
+fn time_one(det: &dyn Detector) -> Result<f64, DetectError> {
+    let frame = vec![96u8; 640 * 480 * 3];
+    let img = RgbImage::new(&frame, 640, 480)?;
+    let params = DetectParams::default();
+    det.detect(&img, &params)?;
+    let t = Instant::now();
+    det.detect(&img, &params)?;
+    Ok(t.elapsed().as_secs_f64() * 1000.0)
+}

