@@ -11,7 +11,7 @@ fn main() -> TractResult<()> {
     let path = &args[1];
     let w: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(640);
     let h: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(480);
-    let mut model = tract_onnx::onnx().model_for_path(path)?.with_input_fact(0, f32::fact([1, 3, h, w]).into())?;
+    let mut model = veil_models::onnx_with_int8_ops().model_for_path(path)?.with_input_fact(0, f32::fact([1, 3, h, w]).into())?;
     for i in 0..model.output_outlets()?.len() {
         model.set_output_fact(i, InferenceFact::default())?;
     }

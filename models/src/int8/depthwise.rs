@@ -1,0 +1,71 @@
+//! `VeilQDepthwise`: tract op running an int8 depthwise convolution with per-channel weights.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+use super::kernels::{depthwise, DepthwiseSpec};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QDepthwise {
+    pub spec: DepthwiseSpec,
+}
+
+impl Eq for QDepthwise {}
+
+impl std::hash::Hash for QDepthwise {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.spec.channels.hash(state);
+        self.spec.weights.hash(state);
+    }
+}
+
+impl QDepthwise {
+    fn out_shape(&self, shape: &[usize]) -> TractResult<[usize; 4]> {
+        ensure!(shape.len() == 4 && shape[0] == 1, "VeilQDepthwise takes [1, C, H, W], got {shape:?}");
+        ensure!(shape[1] == self.spec.channels, "VeilQDepthwise expects {} channels, got {}", self.spec.channels, shape[1]);
+        let (ho, wo) = self.spec.output_hw(shape[2], shape[3]).context("input smaller than the kernel")?;
+        Ok([1, shape[1], ho, wo])
+    }
+}
+
+impl Op for QDepthwise {
+    fn name(&self) -> StaticName {
+        "VeilQDepthwise".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let s = &self.spec;
+        Ok(vec![format!("c:{} k:{}x{} stride:{:?} pads:{:?} int8 per-channel", s.channels, s.kh, s.kw, s.stride, s.pads)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QDepthwise {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = &inputs[0];
+        ensure!(input.datum_type().unquantized() == i8::datum_type(), "VeilQDepthwise input must be int8");
+        let shape = self.out_shape(input.shape())?;
+        let (h, w) = (input.shape()[2], input.shape()[3]);
+        let view = input.try_as_plain_ram()?;
+        let src: &[i8] = view.as_slice::<i8>()?;
+        let mut out = Tensor::zero::<i8>(&shape)?;
+        {
+            let mut dst = out.try_as_plain_ram_mut()?;
+            depthwise(&self.spec, src, h, w, dst.as_slice_mut::<i8>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for QDepthwise {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let shape = inputs[0].shape.as_concrete().context("VeilQDepthwise needs a concrete input shape")?;
+        let out = self.out_shape(shape)?;
+        Ok(tvec!(i8::datum_type().fact(out)))
+    }
+
+    as_op!();
+}
