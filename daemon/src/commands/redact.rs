@@ -32,6 +32,8 @@ pub fn run(cmd: RedactCmd) -> anyhow::Result<i32> {
         && cmd.inputs[0].is_file()
         && OutputFormat::from_path(&cmd.output, cmd.quality).is_some()
         && !cmd.output.is_dir();
+    // A single output file names its own format unless --format says otherwise.
+    let forced_format = if single_file_target { forced_format.or(OutputFormat::from_path(&cmd.output, cmd.quality)) } else { forced_format };
     let threads = cmd.detector.thread_count();
     // Many files: one inference thread per worker; a single file: all threads on its inference.
     let workers = threads.min(files.len()).max(1);

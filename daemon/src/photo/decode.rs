@@ -67,15 +67,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, Photo
         return Err(PhotoError::UnknownFormat);
     }
     let corrupt = |e: image::ImageError| PhotoError::Corrupt { format: format_name(format), reason: e.to_string() };
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut lim = Limits::default();
-    lim.max_image_width = Some(limits.max_side);
-    lim.max_image_height = Some(limits.max_side);
-    // RGBA16 is the widest buffer any supported decoder makes.
-    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(1 << 20));
-    reader.limits(lim);
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
-    let (width, height) = decoder.dimensions();
+    // Header first: refuse oversized images before any decoder allocates for them.
+    let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+    header.no_limits();
+    let (width, height) = header.into_dimensions().map_err(corrupt)?;
     if width == 0
         || height == 0
         || width > limits.max_side
@@ -84,10 +79,30 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, Photo
     {
         return Err(PhotoError::Dimensions { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(PhotoError::Corrupt { format: "JPEG", reason: "file is truncated (no end-of-image marker after the scan)".into() });
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = Limits::default();
+    lim.max_image_width = Some(limits.max_side);
+    lim.max_image_height = Some(limits.max_side);
+    // RGBA16 is the widest buffer any supported decoder makes.
+    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(lim);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let orientation = decoder.orientation().map_err(corrupt)?;
     let exif = decoder.exif_metadata().ok().flatten();
     let icc_profile = decoder.icc_profile().ok().flatten();
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);
     Ok(DecodedPhoto { image: img.into_rgb8(), format, exif, icc_profile })
+}
+
+/// Whether a JPEG has an end-of-image marker after its first scan. Lenient decoders fill a
+/// truncated scan with grey; veil refuses such a file instead of redacting half a photo.
+/// (Inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so 0xFFD9
+/// after the start of scan can only be the real end marker; a thumbnail's own EOI sits before it.)
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else { return false };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }

@@ -1,0 +1,71 @@
+//! Shared helpers of the end-to-end tests: fixture photos, ground truth, running the binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fetched fixture photo; fails loudly when `make fixtures` has not run.
+pub fn photo(name: &str) -> PathBuf {
+    let p = root().join("tests/fixtures/cache").join(name);
+    assert!(p.is_file(), "{} is missing: run `make fixtures` (make test does)", p.display());
+    p
+}
+
+/// Ground-truth boxes `[x1, y1, x2, y2]` from `tests/fixtures/NAME.gt`.
+pub fn ground_truth(name: &str) -> Vec<[f32; 4]> {
+    std::fs::read_to_string(root().join("tests/fixtures").join(name))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let v: Vec<f32> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            [v[0], v[1], v[2], v[3]]
+        })
+        .collect()
+}
+
+pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+pub fn veil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil")).args(args).output().expect("veil runs")
+}
+
+pub fn veil_ok(args: &[&str]) -> Output {
+    let out = veil(args);
+    assert!(out.status.success(), "veil {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Boxes from one `veil detect` JSON object.
+pub fn boxes(v: &serde_json::Value) -> Vec<[f32; 4]> {
+    v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let b = &d["bbox"];
+            [b["x1"].as_f64().unwrap() as f32, b["y1"].as_f64().unwrap() as f32, b["x2"].as_f64().unwrap() as f32, b["y2"].as_f64().unwrap() as f32]
+        })
+        .collect()
+}
+
+pub fn detect_json(path: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["detect", path.to_str().unwrap(), "--threads", "1"];
+    args.extend_from_slice(extra);
+    let out = veil_ok(&args);
+    serde_json::from_slice(&out.stdout).expect("detect prints JSON")
+}
+
+pub fn load_rgb(path: &Path) -> image::RgbImage {
+    image::open(path).unwrap().into_rgb8()
+}
