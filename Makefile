@@ -63,8 +63,8 @@ cross: cross-deps fixtures
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc /usr/bin/cargo build --release \
 	  --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
 	@ls -l $(CROSS_DIR)/$(CROSS_TARGET)/release/veil
-	$(CARGO) build --release
-	./target/release/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png --threads 1 > $(CROSS_DIR)/x86.json
+	$(CARGO) build
+	./target/debug/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png --threads 1 > $(CROSS_DIR)/x86.json
 	$(QEMU) $(CROSS_DIR)/$(CROSS_TARGET)/release/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png \
 	  --threads 1 --model-dir models/artifacts > $(CROSS_DIR)/aarch64.json
 	$(PYTHON) tests/cross/compare.py $(CROSS_DIR)/x86.json $(CROSS_DIR)/aarch64.json

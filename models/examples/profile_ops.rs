@@ -15,7 +15,12 @@ fn main() -> TractResult<()> {
     for i in 0..model.output_outlets()?.len() {
         model.set_output_fact(i, InferenceFact::default())?;
     }
-    let plan = model.into_optimized()?.into_runnable()?;
+    let threads: usize = std::env::var("THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let mut options = RunOptions::default();
+    if threads > 1 {
+        options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
+    }
+    let plan = model.into_optimized()?.into_runnable_with_options(&options)?;
     let input: TValue = Tensor::zero::<f32>(&[1, 3, h, w])?.into();
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut by_node: BTreeMap<String, f64> = BTreeMap::new();

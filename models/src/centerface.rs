@@ -21,6 +21,8 @@ const STRIDE: f32 = 4.0;
 pub struct CenterFace {
     info: BackendInfo,
     plans: PlanCache,
+    /// Threads for veil's own int8 ops when the plan itself runs single-threaded.
+    int8_pool: Option<std::sync::Arc<rayon::ThreadPool>>,
 }
 
 impl CenterFace {
@@ -31,10 +33,20 @@ impl CenterFace {
             .model_for_read(&mut Cursor::new(bytes))
             .map_err(|e| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") })?;
         let mut options = RunOptions::default();
+        let mut int8_pool = None;
         if threads > 1 {
-            options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
+            if info.precision == crate::Precision::Int8 {
+                int8_pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("veil-int8-{i}"))
+                    .build()
+                    .ok()
+                    .map(std::sync::Arc::new);
+            } else {
+                options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
+            }
         }
-        Ok(Self { info, plans: PlanCache::new(model, options) })
+        Ok(Self { info, plans: PlanCache::new(model, options), int8_pool })
     }
 
     /// Names of the ops of the optimized plan for a `w` x `h` network input (to see what runs).
@@ -66,7 +78,7 @@ impl Detector for CenterFace {
         let t0 = Instant::now();
         let input = to_tensor(image, tw, th);
         let t1 = Instant::now();
-        let outputs = plan.run(tvec!(input.into()))?;
+        let outputs = crate::int8::with_pool(self.int8_pool.as_ref(), || plan.run(tvec!(input.into())))?;
         let t2 = Instant::now();
         if outputs.len() != 4 {
             return Err(DetectError::Inference(format!("expected 4 outputs, got {}", outputs.len())));

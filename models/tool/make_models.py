@@ -157,6 +157,7 @@ def main():
     ap.add_argument("--per-channel", action="store_true", help="per-channel weight scales (slower in tract)")
     ap.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"])
     ap.add_argument("--name", default="centerface-int8.onnx")
+    ap.add_argument("--keep-float", default="", help="extra comma-separated node names to leave float")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -170,7 +171,7 @@ def main():
     model = clean(onnx.load(fp32_path))
     clean_path = os.path.join(args.cache, "centerface-clean.onnx")
     onnx.save(model, clean_path)
-    excluded = float_nodes(model)
+    excluded = sorted(set(float_nodes(model)) | {n for n in args.keep_float.split(",") if n})
 
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}[args.method]

@@ -54,6 +54,14 @@ pub struct Reference {
     pub p95_ms: f64,
 }
 
+/// Masking cost of one large region at a given blur strength (shows cost does not grow with it).
+#[derive(Debug, Serialize)]
+pub struct MaskCost {
+    pub method: String,
+    pub strength: f32,
+    pub ns_per_pixel: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: String,
@@ -62,6 +70,7 @@ pub struct Report {
     pub cases: Vec<Case>,
     pub onnxruntime: Option<String>,
     pub reference: Vec<Reference>,
+    pub mask_cost: Vec<MaskCost>,
 }
 
 fn parse_sizes(s: &str) -> anyhow::Result<Vec<(u32, u32)>> {
@@ -171,13 +180,39 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     } else {
         run_reference(&registry, &cmd.sizes, iterations, &thread_counts)?
     };
-    let report = Report { machine: machine(), cores, iterations, cases, onnxruntime, reference };
+    let mask_cost = mask_costs(iterations);
+    let report = Report { machine: machine(), cores, iterations, cases, onnxruntime, reference, mask_cost };
     if cmd.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_tables(&report);
     }
     Ok(0)
+}
+
+/// Median time to mask a 600x600 region of a 1280x720 frame, per masked pixel.
+fn mask_costs(iterations: usize) -> Vec<MaskCost> {
+    use veil_redact::{Method, Region, RgbFrame, Shape};
+    let mut out = Vec::new();
+    let cases: [(&str, Method, f32); 4] = [
+        ("gaussian", Method::Gaussian { strength: 0.1 }, 0.1),
+        ("gaussian", Method::Gaussian { strength: 0.5 }, 0.5),
+        ("gaussian", Method::Gaussian { strength: 1.0 }, 1.0),
+        ("pixelate", Method::Pixelate { block: None }, 0.0),
+    ];
+    for (name, method, strength) in cases {
+        let style = MaskStyle { method, shape: Shape::Rect, padding: 0.0, feather: 0.0 };
+        let mut times = Vec::new();
+        for _ in 0..iterations.max(3) {
+            let mut buf: Vec<u8> = (0..1280 * 720 * 3).map(|i| (i * 7 % 251) as u8).collect();
+            let mut frame = RgbFrame::new(&mut buf, 1280, 720).expect("valid frame");
+            let t = Instant::now();
+            veil_redact::redact(&mut frame, &[Region::new(300.0, 60.0, 900.0, 660.0)], &style);
+            times.push(t.elapsed().as_secs_f64() * 1e9 / (600.0 * 600.0));
+        }
+        out.push(MaskCost { method: name.into(), strength, ns_per_pixel: stat(times).median_ms });
+    }
+    out
 }
 
 fn machine() -> String {
@@ -259,6 +294,10 @@ fn print_tables(r: &Report) {
         for x in &r.reference {
             println!("  {:<10} x{}: {:.1} ({:.1}) ms", x.size, x.threads, x.median_ms, x.p95_ms);
         }
+    }
+    println!("\nmask cost, 600x600 region (ns per pixel, median):");
+    for m in &r.mask_cost {
+        println!("  {:<9} strength {:.1}: {:.1}", m.method, m.strength, m.ns_per_pixel);
     }
     println!("\nratios (inference medians; < 1 means the first is faster):");
     let find = |size: &str, prec: &str, thr: usize| r.cases.iter().find(|c| c.size == size && c.precision == prec && c.threads == thr);

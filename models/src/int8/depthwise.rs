@@ -3,7 +3,9 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::kernels::{depthwise, DepthwiseSpec};
+use tract_linalg::multithread::{current_tract_executor, Executor};
+
+use super::kernels::{depthwise_channels, DepthwiseSpec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QDepthwise {
@@ -54,7 +56,27 @@ impl EvalOp for QDepthwise {
         let mut out = Tensor::zero::<i8>(&shape)?;
         {
             let mut dst = out.try_as_plain_ram_mut()?;
-            depthwise(&self.spec, src, h, w, dst.as_slice_mut::<i8>()?);
+            let dst = dst.as_slice_mut::<i8>()?;
+            let (ho, wo) = (shape[2], shape[3]);
+            let pool = super::current_pool().or(match current_tract_executor() {
+                Executor::MultiThread(pool) => Some(pool),
+                _ => None,
+            });
+            match pool {
+                // A thread pool is available: split the channels between its threads.
+                Some(pool) if self.spec.channels > 1 => {
+                    use rayon::prelude::*;
+                    let per = self.spec.channels.div_ceil(pool.current_num_threads().max(1));
+                    pool.install(|| {
+                        dst.par_chunks_mut(per * ho * wo).zip(src.par_chunks(per * h * w)).enumerate().for_each(|(k, (o, i))| {
+                            let start = k * per;
+                            let end = (start + per).min(self.spec.channels);
+                            depthwise_channels(&self.spec, start..end, i, h, w, o);
+                        })
+                    });
+                }
+                _ => depthwise_channels(&self.spec, 0..self.spec.channels, src, h, w, dst),
+            }
         }
         Ok(tvec!(out.into_tvalue()))
     }

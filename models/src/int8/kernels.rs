@@ -37,28 +37,34 @@ fn requant(acc: i32, m: f32, zero: i32) -> i8 {
     ((acc as f32 * m).round_ties_even() as i32 + zero).clamp(-128, 127) as i8
 }
 
+#[cfg(test)]
 /// Depthwise int8 convolution of `input` (`channels` planes of `h` x `w`) into `output`.
 /// Accumulates exactly in i32; padding contributes nothing (it stands for the zero point).
 pub fn depthwise(spec: &DepthwiseSpec, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
+    depthwise_channels(spec, 0..spec.channels, input, h, w, output)
+}
+
+/// The same for the channels `range` only: `input` and `output` hold just those planes.
+pub fn depthwise_channels(spec: &DepthwiseSpec, range: std::ops::Range<usize>, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { depthwise_avx2(spec, input, h, w, output) };
+            unsafe { depthwise_avx2(spec, range, input, h, w, output) };
             return;
         }
     }
-    depthwise_generic(spec, input, h, w, output)
+    depthwise_generic(spec, range, input, h, w, output)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn depthwise_avx2(spec: &DepthwiseSpec, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
-    depthwise_generic(spec, input, h, w, output)
+unsafe fn depthwise_avx2(spec: &DepthwiseSpec, range: std::ops::Range<usize>, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
+    depthwise_generic(spec, range, input, h, w, output)
 }
 
 #[inline(always)]
-fn depthwise_generic(spec: &DepthwiseSpec, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
+fn depthwise_generic(spec: &DepthwiseSpec, range: std::ops::Range<usize>, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
     let Some((ho, wo)) = spec.output_hw(h, w) else { return };
     let (pt, pl, pb, pr) = spec.pads;
     let (sh, sw) = spec.stride;
@@ -68,8 +74,8 @@ fn depthwise_generic(spec: &DepthwiseSpec, input: &[i8], h: usize, w: usize, out
     let pcols = pw.div_ceil(sw);
     let mut phases = vec![0i16; sw * ph * pcols];
     let mut acc = vec![0i32; wo];
-    for c in 0..spec.channels {
-        let plane = &input[c * h * w..(c + 1) * h * w];
+    for (i, c) in range.enumerate() {
+        let plane = &input[i * h * w..(i + 1) * h * w];
         for y in 0..h {
             let src = &plane[y * w..(y + 1) * w];
             let zx = spec.x_zero as i16;
@@ -93,7 +99,7 @@ fn depthwise_generic(spec: &DepthwiseSpec, input: &[i8], h: usize, w: usize, out
             }
         }
         let k = &spec.weights[c * spec.kh * spec.kw..(c + 1) * spec.kh * spec.kw];
-        let out = &mut output[c * ho * wo..(c + 1) * ho * wo];
+        let out = &mut output[i * ho * wo..(i + 1) * ho * wo];
         let m = spec.multiplier[c];
         for oy in 0..ho {
             acc.iter_mut().for_each(|a| *a = spec.bias[c]);
