@@ -19,31 +19,38 @@ pub(crate) fn box_blur_3pass(patch: &mut [u8], w: usize, h: usize, radius: usize
     let mut line_in: Vec<u32> = Vec::new();
     let mut line_out: Vec<u32> = Vec::new();
     for _ in 0..3 {
-        // Horizontal pass, row by row.
-        for y in 0..h {
-            for c in 0..3 {
-                line_in.clear();
-                line_in.extend((0..w).map(|x| plane[(y * w + x) * 3 + c] as u32));
-                box_line(&line_in, &mut line_out, radius);
-                for x in 0..w {
-                    plane[(y * w + x) * 3 + c] = line_out[x] as u16;
-                }
-            }
-        }
-        // Vertical pass, column by column.
-        for x in 0..w {
-            for c in 0..3 {
-                line_in.clear();
-                line_in.extend((0..h).map(|y| plane[(y * w + x) * 3 + c] as u32));
-                box_line(&line_in, &mut line_out, radius);
-                for y in 0..h {
-                    plane[(y * w + x) * 3 + c] = line_out[y] as u16;
-                }
-            }
-        }
+        // Rows (h lines of w samples, stride 3), then columns (w lines of h samples, stride 3w).
+        blur_lines(&mut plane, h, w, w * 3, 3, radius, &mut line_in, &mut line_out);
+        blur_lines(&mut plane, w, h, 3, w * 3, radius, &mut line_in, &mut line_out);
     }
     for (dst, src) in patch.iter_mut().zip(plane) {
         *dst = src.min(255) as u8;
+    }
+}
+
+/// Box-filter `lines` lines of `len` samples per colour channel: line `i` starts at
+/// `i * line_step` and its samples are `sample_step` apart.
+#[allow(clippy::too_many_arguments)]
+fn blur_lines(
+    plane: &mut [u16],
+    lines: usize,
+    len: usize,
+    line_step: usize,
+    sample_step: usize,
+    radius: usize,
+    line_in: &mut Vec<u32>,
+    line_out: &mut Vec<u32>,
+) {
+    for i in 0..lines {
+        for c in 0..3 {
+            let base = i * line_step + c;
+            line_in.clear();
+            line_in.extend((0..len).map(|k| plane[base + k * sample_step] as u32));
+            box_line(line_in, line_out, radius);
+            for (k, &v) in line_out.iter().enumerate() {
+                plane[base + k * sample_step] = v as u16;
+            }
+        }
     }
 }
 
