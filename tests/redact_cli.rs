@@ -97,7 +97,8 @@ fn every_method_and_shape_masks_the_face() {
             assert_eq!(c.0, [0x10, 0x20, 0x30]);
         }
     }
-    let bad = veil(&["redact", src.to_str().unwrap(), "-o", dir.path().join("x.png").to_str().unwrap(), "--padding", "9"]);
+    let bad =
+        veil(&["redact", src.to_str().unwrap(), "-o", dir.path().join("x.png").to_str().unwrap(), "--padding", "9"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("padding"));
 }
@@ -113,7 +114,9 @@ fn huge_png_header() -> Vec<u8> {
     v.extend_from_slice(&ihdr);
     v.extend_from_slice(&crc32(&ihdr).to_be_bytes());
     // A tiny (empty) compressed stream and the end chunk: a well-formed file that lies about size.
-    for (kind, data) in [(&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01][..]), (&b"IEND"[..], &[][..])] {
+    for (kind, data) in
+        [(&b"IDAT"[..], &[0x78u8, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01][..]), (&b"IEND"[..], &[][..])]
+    {
         let mut chunk = kind.to_vec();
         chunk.extend_from_slice(data);
         v.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -195,7 +198,11 @@ fn jpeg_with_exif(path: &Path) {
         Field {
             tag: Tag::GPSLatitude,
             ifd_num: In::PRIMARY,
-            value: Value::Rational(vec![Rational { num: 48, denom: 1 }, Rational { num: 51, denom: 1 }, Rational { num: 0, denom: 1 }]),
+            value: Value::Rational(vec![
+                Rational { num: 48, denom: 1 },
+                Rational { num: 51, denom: 1 },
+                Rational { num: 0, denom: 1 },
+            ]),
         },
     ];
     let mut w = Writer::new();

@@ -95,6 +95,7 @@ fn r3(v: f64) -> f64 {
 }
 
 impl DetectResponse {
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         file: Option<String>,
         (w, h): (u32, u32),

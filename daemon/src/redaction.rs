@@ -44,8 +44,8 @@ impl Redactor {
         let t = Instant::now();
         let regions: Vec<Region> =
             out.detections.iter().map(|d| Region::new(d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2)).collect();
-        let mut frame = RgbFrame::new(img.as_mut(), w, h)
-            .map_err(|e| DetectError::Inference(format!("frame buffer: {e}")))?;
+        let mut frame =
+            RgbFrame::new(img.as_mut(), w, h).map_err(|e| DetectError::Inference(format!("frame buffer: {e}")))?;
         veil_redact::redact(&mut frame, &regions, &self.style);
         let mask_ms = t.elapsed().as_secs_f64() * 1000.0;
         Ok(RedactionReport {

@@ -11,7 +11,8 @@ fn main() -> TractResult<()> {
     let path = &args[1];
     let w: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(640);
     let h: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(480);
-    let mut model = veil_models::onnx_with_int8_ops().model_for_path(path)?.with_input_fact(0, f32::fact([1, 3, h, w]).into())?;
+    let mut model =
+        veil_models::onnx_with_int8_ops().model_for_path(path)?.with_input_fact(0, f32::fact([1, 3, h, w]).into())?;
     for i in 0..model.output_outlets()?.len() {
         model.set_output_fact(i, InferenceFact::default())?;
     }
@@ -37,7 +38,9 @@ fn main() -> TractResult<()> {
                 let e = by_op.entry(node.op.name().to_string()).or_default();
                 e.0 += ms;
                 e.1 += 1;
-                *by_node.entry(format!("{} {} {}", node.op.name(), node.name, node.op.info().unwrap_or_default().join(";"))).or_default() += ms;
+                *by_node
+                    .entry(format!("{} {} {}", node.op.name(), node.name, node.op.info().unwrap_or_default().join(";")))
+                    .or_default() += ms;
             }
             out
         })?;

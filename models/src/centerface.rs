@@ -52,7 +52,11 @@ impl CenterFace {
     /// Names of the ops of the optimized plan for a `w` x `h` network input (to see what runs).
     pub fn optimized_ops(&self, w: u32, h: u32) -> Result<Vec<String>, DetectError> {
         let model = self.plans.optimized_model(pad32(w), pad32(h))?;
-        Ok(model.nodes().iter().map(|n| format!("{} ({})", n.op.name(), n.op.info().unwrap_or_default().join("; "))).collect())
+        Ok(model
+            .nodes()
+            .iter()
+            .map(|n| format!("{} ({})", n.op.name(), n.op.info().unwrap_or_default().join("; ")))
+            .collect())
     }
 
     /// Number of input shapes with a cached optimized plan.
@@ -134,7 +138,11 @@ impl<'a> HeadMaps<'a> {
                 .to_slice()
                 .ok_or_else(|| DetectError::Inference(format!("output {i} is not contiguous")))?;
             if s.len() != channels * plane {
-                return Err(DetectError::Inference(format!("output {i} has {} values, expected {}", s.len(), channels * plane)));
+                return Err(DetectError::Inference(format!(
+                    "output {i} has {} values, expected {}",
+                    s.len(),
+                    channels * plane
+                )));
             }
             Ok(s)
         };

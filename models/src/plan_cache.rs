@@ -45,10 +45,7 @@ impl PlanCache {
 
     /// The optimized typed model for a shape (for inspection: op names, kernels).
     pub fn optimized_model(&self, w: u32, h: u32) -> Result<TypedModel, DetectError> {
-        let mut model = self
-            .model
-            .clone()
-            .with_input_fact(0, f32::fact([1, 3, h as usize, w as usize]).into())?;
+        let mut model = self.model.clone().with_input_fact(0, f32::fact([1, 3, h as usize, w as usize]).into())?;
         let outputs = model.output_outlets()?.len();
         for i in 0..outputs {
             model.set_output_fact(i, InferenceFact::default())?;

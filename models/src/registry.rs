@@ -30,13 +30,16 @@ pub struct BackendInfo {
     pub available: bool,
 }
 
+/// Builds a detector from model bytes, its facts and a thread count.
+type BuildFn = fn(&[u8], BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>;
+
 /// A backend family veil knows how to build.
 struct BackendKind {
     name: &'static str,
     categories: &'static [Category],
     input_multiple: u32,
     input_layout: &'static str,
-    build: fn(&[u8], BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>,
+    build: BuildFn,
 }
 
 const KINDS: &[BackendKind] = &[BackendKind {
@@ -93,7 +96,8 @@ impl Registry {
     /// Build backend `name` at `precision`. `Auto` builds int8 and fp32 (whichever exist), times
     /// one 640x480 inference of each after a warm-up, and keeps the faster.
     pub fn create(&self, name: &str, precision: Precision, threads: usize) -> Result<Arc<dyn Detector>, DetectError> {
-        let kind = KINDS.iter().find(|k| k.name == name).ok_or_else(|| DetectError::UnknownBackend(name.to_string()))?;
+        let kind =
+            KINDS.iter().find(|k| k.name == name).ok_or_else(|| DetectError::UnknownBackend(name.to_string()))?;
         match precision {
             Precision::Auto => {
                 let mut best: Option<(f64, Arc<dyn Detector>)> = None;
@@ -110,13 +114,19 @@ impl Registry {
                         Err(e) => last_err = Some(e),
                     }
                 }
-                best.map(|(_, d)| d).ok_or_else(|| last_err.unwrap_or_else(|| DetectError::UnknownBackend(name.to_string())))
+                best.map(|(_, d)| d)
+                    .ok_or_else(|| last_err.unwrap_or_else(|| DetectError::UnknownBackend(name.to_string())))
             }
             p => self.create_exact(kind, p, threads),
         }
     }
 
-    fn create_exact(&self, kind: &BackendKind, precision: Precision, threads: usize) -> Result<Arc<dyn Detector>, DetectError> {
+    fn create_exact(
+        &self,
+        kind: &BackendKind,
+        precision: Precision,
+        threads: usize,
+    ) -> Result<Arc<dyn Detector>, DetectError> {
         let artifact = self.store.artifact(kind.name, precision).ok_or_else(|| DetectError::ModelUnavailable {
             path: format!("{}-{}", kind.name, precision),
             reason: "the manifest lists no such model".into(),

@@ -14,7 +14,9 @@ mod style;
 
 pub use frame::{FrameError, RgbFrame};
 pub use region::{PixelRect, Region};
-pub use style::{parse_color, MaskStyle, Method, Shape, StyleError, DEFAULT_FEATHER, DEFAULT_PADDING, DEFAULT_STRENGTH};
+pub use style::{
+    parse_color, MaskStyle, Method, Shape, StyleError, DEFAULT_FEATHER, DEFAULT_PADDING, DEFAULT_STRENGTH,
+};
 
 /// Hide every region of `regions` in `frame` according to `style`.
 ///

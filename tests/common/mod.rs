@@ -54,7 +54,12 @@ pub fn boxes(v: &serde_json::Value) -> Vec<[f32; 4]> {
         .iter()
         .map(|d| {
             let b = &d["bbox"];
-            [b["x1"].as_f64().unwrap() as f32, b["y1"].as_f64().unwrap() as f32, b["x2"].as_f64().unwrap() as f32, b["y2"].as_f64().unwrap() as f32]
+            [
+                b["x1"].as_f64().unwrap() as f32,
+                b["y1"].as_f64().unwrap() as f32,
+                b["x2"].as_f64().unwrap() as f32,
+                b["y2"].as_f64().unwrap() as f32,
+            ]
         })
         .collect()
 }

@@ -86,7 +86,9 @@ fn parse_sizes(s: &str) -> anyhow::Result<Vec<(u32, u32)>> {
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -107,7 +109,9 @@ fn source_image(explicit: &Option<PathBuf>) -> anyhow::Result<image::RgbImage> {
             anyhow::bail!("cannot read {}", c.display());
         }
     }
-    Ok(image::RgbImage::from_fn(1280, 720, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8])))
+    Ok(image::RgbImage::from_fn(1280, 720, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8])
+    }))
 }
 
 pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
@@ -169,7 +173,10 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
                     peak_rss_mib: peak_rss_mib(),
                 };
                 if !cmd.json {
-                    eprintln!("  {} {} x{}: inference {:.1} ms", case.size, case.precision, threads, case.inference.median_ms);
+                    eprintln!(
+                        "  {} {} x{}: inference {:.1} ms",
+                        case.size, case.precision, threads, case.inference.median_ms
+                    );
                 }
                 cases.push(case);
             }
@@ -218,7 +225,11 @@ fn mask_costs(iterations: usize) -> Vec<MaskCost> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     format!("{} {}, {}", std::env::consts::OS, std::env::consts::ARCH, cpu)
 }
@@ -231,7 +242,8 @@ fn run_reference(
     threads: &[usize],
 ) -> anyhow::Result<(Option<String>, Vec<Reference>)> {
     let store = registry.store();
-    let artifact = store.artifact("centerface", Precision::Fp32).ok_or_else(|| anyhow::anyhow!("no fp32 model listed"))?;
+    let artifact =
+        store.artifact("centerface", Precision::Fp32).ok_or_else(|| anyhow::anyhow!("no fp32 model listed"))?;
     let model = store.locate(&artifact.file).ok_or_else(|| anyhow::anyhow!("fp32 model missing: run `make models`"))?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tool/ort_reference.py");
     let threads: Vec<String> = threads.iter().map(|t| t.to_string()).collect();
@@ -240,7 +252,9 @@ fn run_reference(
         .arg(&model)
         .args(["--sizes", sizes, "--iterations", &iterations.to_string(), "--threads", &threads.join(",")])
         .output()
-        .map_err(|e| anyhow::anyhow!("cannot run python3 for the onnxruntime reference: {e} (use --no-reference to skip)"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run python3 for the onnxruntime reference: {e} (use --no-reference to skip)")
+        })?;
     if !out.status.success() {
         anyhow::bail!(
             "onnxruntime reference failed (pip install onnxruntime onnx numpy, or --no-reference): {}",
@@ -266,10 +280,24 @@ fn run_reference(
 }
 
 fn print_tables(r: &Report) {
-    println!("veil bench — {} ({} cores), {} iterations per case, medians (p95) in ms", r.machine, r.cores, r.iterations);
+    println!(
+        "veil bench — {} ({} cores), {} iterations per case, medians (p95) in ms",
+        r.machine, r.cores, r.iterations
+    );
     println!(
         "{:<10} {:<5} {:>3} {:>5} | {:>15} {:>15} {:>15} {:>13} {:>13} {:>15} | {:>15} {:>8}",
-        "size", "prec", "thr", "faces", "decode", "preprocess", "inference", "decode+nms", "mask", "encode", "end-to-end", "rss MiB"
+        "size",
+        "prec",
+        "thr",
+        "faces",
+        "decode",
+        "preprocess",
+        "inference",
+        "decode+nms",
+        "mask",
+        "encode",
+        "end-to-end",
+        "rss MiB"
     );
     let f = |s: &Stat| format!("{:.1} ({:.1})", s.median_ms, s.p95_ms);
     for c in &r.cases {
@@ -300,7 +328,9 @@ fn print_tables(r: &Report) {
         println!("  {:<9} strength {:.1}: {:.1}", m.method, m.strength, m.ns_per_pixel);
     }
     println!("\nratios (inference medians; < 1 means the first is faster):");
-    let find = |size: &str, prec: &str, thr: usize| r.cases.iter().find(|c| c.size == size && c.precision == prec && c.threads == thr);
+    let find = |size: &str, prec: &str, thr: usize| {
+        r.cases.iter().find(|c| c.size == size && c.precision == prec && c.threads == thr)
+    };
     for c in r.cases.iter().filter(|c| c.precision == "int8") {
         let mut line = format!("  {:<10} x{}:", c.size, c.threads);
         if let Some(fp) = find(&c.size, "fp32", c.threads) {

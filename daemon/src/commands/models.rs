@@ -8,7 +8,10 @@ pub fn run(cmd: ModelsCmd) -> anyhow::Result<i32> {
     if cmd.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        println!("{:<12} {:<6} {:<20} {:<10} {:<9} {:<16} sha256", "backend", "prec", "version", "categories", "present", "input");
+        println!(
+            "{:<12} {:<6} {:<20} {:<10} {:<9} {:<16} sha256",
+            "backend", "prec", "version", "categories", "present", "input"
+        );
         for b in &list {
             let cats: Vec<&str> = b.categories.iter().map(|c| c.as_str()).collect();
             println!(

@@ -33,7 +33,11 @@ pub fn run(cmd: RedactCmd) -> anyhow::Result<i32> {
         && OutputFormat::from_path(&cmd.output, cmd.quality).is_some()
         && !cmd.output.is_dir();
     // A single output file names its own format unless --format says otherwise.
-    let forced_format = if single_file_target { forced_format.or(OutputFormat::from_path(&cmd.output, cmd.quality)) } else { forced_format };
+    let forced_format = if single_file_target {
+        forced_format.or(OutputFormat::from_path(&cmd.output, cmd.quality))
+    } else {
+        forced_format
+    };
     let threads = cmd.detector.thread_count();
     // Many files: one inference thread per worker; a single file: all threads on its inference.
     let workers = threads.min(files.len()).max(1);
@@ -49,7 +53,8 @@ pub fn run(cmd: RedactCmd) -> anyhow::Result<i32> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let failures: Mutex<Vec<(PathBuf, String)>> = Mutex::new(missing.into_iter().map(|p| (p, "no such file or directory".into())).collect());
+    let failures: Mutex<Vec<(PathBuf, String)>> =
+        Mutex::new(missing.into_iter().map(|p| (p, "no such file or directory".into())).collect());
     let faces = AtomicUsize::new(0);
     let failed_files = AtomicUsize::new(0);
     let next = AtomicUsize::new(0);
@@ -88,7 +93,13 @@ pub fn run(cmd: RedactCmd) -> anyhow::Result<i32> {
     Ok(if failures.is_empty() && !files.is_empty() { 0 } else { 1 })
 }
 
-fn process(file: &InputFile, target: &Path, forced: Option<OutputFormat>, cmd: &RedactCmd, redactor: &Redactor) -> Result<Done, String> {
+fn process(
+    file: &InputFile,
+    target: &Path,
+    forced: Option<OutputFormat>,
+    cmd: &RedactCmd,
+    redactor: &Redactor,
+) -> Result<Done, String> {
     let bytes = std::fs::read(&file.path).map_err(|e| format!("cannot read: {e}"))?;
     let mut photo = decode(&bytes, &DecodeLimits::default()).map_err(|e| e.to_string())?;
     drop(bytes);
@@ -100,7 +111,8 @@ fn process(file: &InputFile, target: &Path, forced: Option<OutputFormat>, cmd: &
     } else {
         target.with_extension(format.extension())
     };
-    let report = redactor.redact_in_place(&mut photo.image).map_err(|e| format!("detection failed, nothing written: {e}"))?;
+    let report =
+        redactor.redact_in_place(&mut photo.image).map_err(|e| format!("detection failed, nothing written: {e}"))?;
     let exif = if cmd.keep_metadata { photo.exif.as_deref().and_then(exif_without_gps) } else { None };
     let encoded = encode(&photo.image, format, exif, photo.icc_profile.take()).map_err(|e| e.to_string())?;
     super::write_atomic(&target, &encoded).map_err(|e| format!("cannot write {}: {e}", target.display()))?;

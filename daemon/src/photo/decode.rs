@@ -80,7 +80,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, Photo
         return Err(PhotoError::Dimensions { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
     }
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(PhotoError::Corrupt { format: "JPEG", reason: "file is truncated (no end-of-image marker after the scan)".into() });
+        return Err(PhotoError::Corrupt {
+            format: "JPEG",
+            reason: "file is truncated (no end-of-image marker after the scan)".into(),
+        });
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();

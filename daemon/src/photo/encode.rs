@@ -13,7 +13,9 @@ use super::PhotoError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// JPEG at a quality of 1..=100.
-    Jpeg { quality: u8 },
+    Jpeg {
+        quality: u8,
+    },
     Png,
     /// Lossless WebP.
     WebP,
@@ -54,7 +56,12 @@ impl OutputFormat {
 
 /// Encode `img`. `exif` (raw TIFF-structured EXIF) and `icc` are written when given; nothing
 /// else from the source file is.
-pub fn encode(img: &RgbImage, format: OutputFormat, exif: Option<Vec<u8>>, icc: Option<Vec<u8>>) -> Result<Vec<u8>, PhotoError> {
+pub fn encode(
+    img: &RgbImage,
+    format: OutputFormat,
+    exif: Option<Vec<u8>>,
+    icc: Option<Vec<u8>>,
+) -> Result<Vec<u8>, PhotoError> {
     let mut out = Vec::with_capacity(img.len() / 4);
     let (w, h) = img.dimensions();
     let err = |e: image::ImageError| PhotoError::Encode(e.to_string());

@@ -16,7 +16,11 @@ pub fn exif_without_gps(raw: &[u8]) -> Option<Vec<u8>> {
         .filter(|f| {
             !matches!(
                 f.tag,
-                Tag::Orientation | Tag::MakerNote | Tag::ExifIFDPointer | Tag::GPSInfoIFDPointer | Tag::InteropIFDPointer
+                Tag::Orientation
+                    | Tag::MakerNote
+                    | Tag::ExifIFDPointer
+                    | Tag::GPSInfoIFDPointer
+                    | Tag::InteropIFDPointer
             )
         })
         .filter(|f| f.tag.context() != exif::Context::Interop)

@@ -24,7 +24,12 @@ impl std::hash::Hash for QDepthwise {
 impl QDepthwise {
     fn out_shape(&self, shape: &[usize]) -> TractResult<[usize; 4]> {
         ensure!(shape.len() == 4 && shape[0] == 1, "VeilQDepthwise takes [1, C, H, W], got {shape:?}");
-        ensure!(shape[1] == self.spec.channels, "VeilQDepthwise expects {} channels, got {}", self.spec.channels, shape[1]);
+        ensure!(
+            shape[1] == self.spec.channels,
+            "VeilQDepthwise expects {} channels, got {}",
+            self.spec.channels,
+            shape[1]
+        );
         let (ho, wo) = self.spec.output_hw(shape[2], shape[3]).context("input smaller than the kernel")?;
         Ok([1, shape[1], ho, wo])
     }
@@ -37,7 +42,10 @@ impl Op for QDepthwise {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let s = &self.spec;
-        Ok(vec![format!("c:{} k:{}x{} stride:{:?} pads:{:?} int8 per-channel", s.channels, s.kh, s.kw, s.stride, s.pads)])
+        Ok(vec![format!(
+            "c:{} k:{}x{} stride:{:?} pads:{:?} int8 per-channel",
+            s.channels, s.kh, s.kw, s.stride, s.pads
+        )])
     }
 
     op_as_typed_op!();
@@ -68,11 +76,13 @@ impl EvalOp for QDepthwise {
                     use rayon::prelude::*;
                     let per = self.spec.channels.div_ceil(pool.current_num_threads().max(1));
                     pool.install(|| {
-                        dst.par_chunks_mut(per * ho * wo).zip(src.par_chunks(per * h * w)).enumerate().for_each(|(k, (o, i))| {
-                            let start = k * per;
-                            let end = (start + per).min(self.spec.channels);
-                            depthwise_channels(&self.spec, start..end, i, h, w, o);
-                        })
+                        dst.par_chunks_mut(per * ho * wo).zip(src.par_chunks(per * h * w)).enumerate().for_each(
+                            |(k, (o, i))| {
+                                let start = k * per;
+                                let end = (start + per).min(self.spec.channels);
+                                depthwise_channels(&self.spec, start..end, i, h, w, o);
+                            },
+                        )
                     });
                 }
                 _ => depthwise_channels(&self.spec, 0..self.spec.channels, src, h, w, dst),

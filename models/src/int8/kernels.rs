@@ -45,7 +45,14 @@ pub fn depthwise(spec: &DepthwiseSpec, input: &[i8], h: usize, w: usize, output:
 }
 
 /// The same for the channels `range` only: `input` and `output` hold just those planes.
-pub fn depthwise_channels(spec: &DepthwiseSpec, range: std::ops::Range<usize>, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
+pub fn depthwise_channels(
+    spec: &DepthwiseSpec,
+    range: std::ops::Range<usize>,
+    input: &[i8],
+    h: usize,
+    w: usize,
+    output: &mut [i8],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
@@ -59,12 +66,26 @@ pub fn depthwise_channels(spec: &DepthwiseSpec, range: std::ops::Range<usize>, i
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn depthwise_avx2(spec: &DepthwiseSpec, range: std::ops::Range<usize>, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
+unsafe fn depthwise_avx2(
+    spec: &DepthwiseSpec,
+    range: std::ops::Range<usize>,
+    input: &[i8],
+    h: usize,
+    w: usize,
+    output: &mut [i8],
+) {
     depthwise_generic(spec, range, input, h, w, output)
 }
 
 #[inline(always)]
-fn depthwise_generic(spec: &DepthwiseSpec, range: std::ops::Range<usize>, input: &[i8], h: usize, w: usize, output: &mut [i8]) {
+fn depthwise_generic(
+    spec: &DepthwiseSpec,
+    range: std::ops::Range<usize>,
+    input: &[i8],
+    h: usize,
+    w: usize,
+    output: &mut [i8],
+) {
     let Some((ho, wo)) = spec.output_hw(h, w) else { return };
     let (pt, pl, pb, pr) = spec.pads;
     let (sh, sw) = spec.stride;
@@ -154,7 +175,8 @@ mod tests {
                             acc += x * spec.weights[(c * spec.kh + ky) * spec.kw + kx] as i64;
                         }
                     }
-                    let v = ((acc as f64 * spec.multiplier[c] as f64).round_ties_even() as i64 + spec.y_zero as i64).clamp(-128, 127);
+                    let v = ((acc as f64 * spec.multiplier[c] as f64).round_ties_even() as i64 + spec.y_zero as i64)
+                        .clamp(-128, 127);
                     out[(c * ho + oy) * wo + ox] = v as i8;
                 }
             }
@@ -195,8 +217,13 @@ mod tests {
             let mut got = vec![0i8; channels * ho * wo];
             depthwise(&spec, &input, h, w, &mut got);
             let want = reference(&spec, &input, h, w);
-            let off: Vec<(usize, i8, i8)> =
-                got.iter().zip(&want).enumerate().filter(|(_, (a, b))| (**a as i32 - **b as i32).abs() > 1).map(|(i, (a, b))| (i, *a, *b)).collect();
+            let off: Vec<(usize, i8, i8)> = got
+                .iter()
+                .zip(&want)
+                .enumerate()
+                .filter(|(_, (a, b))| (**a as i32 - **b as i32).abs() > 1)
+                .map(|(i, (a, b))| (i, *a, *b))
+                .collect();
             assert!(off.is_empty(), "stride {stride:?} pads {pads:?}: {off:?}");
         }
     }
@@ -222,8 +249,16 @@ mod speed {
         let (c, h, w) = (32, 240, 320);
         for stride in [1, 2] {
             let spec = DepthwiseSpec {
-                channels: c, kh: 3, kw: 3, stride: (stride, stride), pads: (1, 1, 1, 1), x_zero: -128, y_zero: -128,
-                weights: vec![3; c * 9], bias: vec![0; c], multiplier: vec![0.01; c],
+                channels: c,
+                kh: 3,
+                kw: 3,
+                stride: (stride, stride),
+                pads: (1, 1, 1, 1),
+                x_zero: -128,
+                y_zero: -128,
+                weights: vec![3; c * 9],
+                bias: vec![0; c],
+                multiplier: vec![0.01; c],
             };
             let input = vec![5i8; c * h * w];
             let (ho, wo) = spec.output_hw(h, w).unwrap();

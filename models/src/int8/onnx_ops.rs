@@ -127,8 +127,12 @@ impl Expansion for DepthwiseExpansion {
             let ph = h + self.pads.0 + self.pads.2;
             let pw = w + self.pads.1 + self.pads.3;
             ensure!(ph >= kh && pw >= kw, "input smaller than the kernel");
-            let out: TVec<TDim> =
-                tvec![x[0].clone(), x[1].clone(), ((ph - kh) / self.stride.0 + 1).into(), ((pw - kw) / self.stride.1 + 1).into()];
+            let out: TVec<TDim> = tvec![
+                x[0].clone(),
+                x[1].clone(),
+                ((ph - kh) / self.stride.0 + 1).into(),
+                ((pw - kw) / self.stride.1 + 1).into()
+            ];
             s.equals(&outputs[0].shape, ShapeFactoid::from(out))
         })
     }
@@ -139,13 +143,19 @@ impl Expansion for DepthwiseExpansion {
         let w = konst(model, inputs[3], "weights")?;
         ensure!(w.datum_type().unquantized() == i8::datum_type(), "depthwise weights must be int8");
         let wshape = w.shape().to_vec();
-        ensure!(wshape.len() == 4 && wshape[1] == 1 && wshape[0] == self.group, "depthwise weights must be [C, 1, kh, kw]");
+        ensure!(
+            wshape.len() == 4 && wshape[1] == 1 && wshape[0] == self.group,
+            "depthwise weights must be [C, 1, kh, kw]"
+        );
         let channels = wshape[0];
         let w_scale = konst(model, inputs[4], "w_scale")?.cast_to::<f32>()?.into_owned();
         let w_scale: Vec<f32> = w_scale.to_plain_array_view::<f32>()?.iter().copied().collect();
         ensure!(w_scale.len() == 1 || w_scale.len() == channels, "w_scale must be a scalar or one per channel");
         let w_zero = konst(model, inputs[5], "w_zero_point")?.cast_to::<i32>()?.into_owned();
-        ensure!(w_zero.to_plain_array_view::<i32>()?.iter().all(|&z| z == 0), "depthwise weights must be symmetric (zero point 0)");
+        ensure!(
+            w_zero.to_plain_array_view::<i32>()?.iter().all(|&z| z == 0),
+            "depthwise weights must be symmetric (zero point 0)"
+        );
         let y_scale = scalar_f32(model, inputs[6], "y_scale")?;
         let y_zero = scalar_i32(model, inputs[7], "y_zero_point")?;
         let bias: Vec<i32> = if self.has_bias {
@@ -155,7 +165,8 @@ impl Expansion for DepthwiseExpansion {
         };
         ensure!(bias.len() == channels, "bias must have one value per channel");
         let weights: Vec<i8> = w.cast_to::<i8>()?.to_plain_array_view::<i8>()?.iter().copied().collect();
-        let multiplier = (0..channels).map(|c| x_scale * w_scale[if w_scale.len() == 1 { 0 } else { c }] / y_scale).collect();
+        let multiplier =
+            (0..channels).map(|c| x_scale * w_scale[if w_scale.len() == 1 { 0 } else { c }] / y_scale).collect();
         let spec = DepthwiseSpec {
             channels,
             kh: wshape[2],
