@@ -237,38 +237,3 @@ mod tests {
         assert_eq!(out, [80, 80, 80]);
     }
 }
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    /// Not a pass/fail test: prints the kernel's throughput (`cargo test -- --ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn depthwise_throughput() {
-        let (c, h, w) = (32, 240, 320);
-        for stride in [1, 2] {
-            let spec = DepthwiseSpec {
-                channels: c,
-                kh: 3,
-                kw: 3,
-                stride: (stride, stride),
-                pads: (1, 1, 1, 1),
-                x_zero: -128,
-                y_zero: -128,
-                weights: vec![3; c * 9],
-                bias: vec![0; c],
-                multiplier: vec![0.01; c],
-            };
-            let input = vec![5i8; c * h * w];
-            let (ho, wo) = spec.output_hw(h, w).unwrap();
-            let mut out = vec![0i8; c * ho * wo];
-            let t = std::time::Instant::now();
-            for _ in 0..10 {
-                depthwise(&spec, &input, h, w, &mut out);
-            }
-            let ms = t.elapsed().as_secs_f64() * 100.0;
-            println!("stride {stride}: {ms:.2} ms, {:.2} GMAC/s", (c * ho * wo * 9) as f64 / ms / 1e6);
-        }
-    }
-}
