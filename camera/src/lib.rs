@@ -1,1 +1,24 @@
-//! veil-camera: where frames come from (files, test pattern; V4L2 lands with the camera pipeline).
+//! veil-camera: where frames come from. One [`FrameSource`] trait with implementations for
+//! image files (a directory or list, sorted, optionally looped), MJPEG stream files and a
+//! synthetic test pattern; pixel format conversion to packed RGB8. (V4L2 capture lands with the
+//! camera pipeline.)
+
+mod files;
+mod frame;
+mod mjpeg_file;
+mod pixel_format;
+mod test_pattern;
+
+pub use files::ImageFiles;
+pub use frame::{Frame, SourceError};
+pub use mjpeg_file::MjpegFile;
+pub use pixel_format::{rgb24_to_rgb, yuyv_to_rgb, PixelFormat};
+pub use test_pattern::TestPattern;
+
+/// A source of RGB frames. `next_frame` returns `Ok(None)` at the end of a finite source.
+pub trait FrameSource: Send {
+    /// A short description for logs (`files:/data/run1 (120 images)`, `test-pattern 640x480`).
+    fn describe(&self) -> String;
+
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
+}
