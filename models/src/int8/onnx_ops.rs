@@ -87,7 +87,7 @@ fn scalar_f32(model: &TypedModel, outlet: OutletId, what: &str) -> TractResult<f
     let t = t.cast_to::<f32>()?;
     let v = t.to_plain_array_view::<f32>()?;
     ensure!(v.len() == 1, "{what} must be a scalar");
-    Ok(*v.iter().next().unwrap())
+    v.iter().next().copied().with_context(|| format!("{what} is empty"))
 }
 
 fn scalar_i32(model: &TypedModel, outlet: OutletId, what: &str) -> TractResult<i32> {
@@ -95,7 +95,7 @@ fn scalar_i32(model: &TypedModel, outlet: OutletId, what: &str) -> TractResult<i
     let t = t.cast_to::<i32>()?;
     let v = t.to_plain_array_view::<i32>()?;
     ensure!(v.len() == 1, "{what} must be a scalar");
-    Ok(*v.iter().next().unwrap())
+    v.iter().next().copied().with_context(|| format!("{what} is empty"))
 }
 
 #[derive(Debug, Clone)]
