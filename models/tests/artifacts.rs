@@ -77,3 +77,13 @@ fn one_plan_per_shape_is_built_and_reused() {
     let err = det.detect(&veil_models::RgbImage::new(&big, 1000, 1000).unwrap(), &huge).unwrap_err();
     assert!(err.to_string().contains("too large"), "{err}");
 }
+
+#[test]
+fn auto_precision_picks_a_concrete_model_that_works() {
+    let det = Registry::default().create("centerface", Precision::Auto, 1).unwrap();
+    assert!(matches!(det.info().precision, Precision::Int8 | Precision::Fp32));
+    let img = photo("group6.jpg");
+    let view = veil_models::RgbImage::new(img.as_raw(), img.width(), img.height()).unwrap();
+    assert_eq!(det.detect(&view, &veil_models::DetectParams::default()).unwrap().detections.len(), 6);
+    assert!(Registry::default().create("nope", Precision::Auto, 1).is_err());
+}
