@@ -7,6 +7,9 @@ MODEL_CACHE := models/cache
 CROSS_TARGET := aarch64-unknown-linux-gnu
 CROSS_DIR := target/cross
 QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu
+# How `make cross` gets the x86 binary it compares against (`make test` reuses the one
+# `cargo test` just built instead of building the dev profile a second time).
+X86_BUILD ?= $(CARGO) build
 
 .PHONY: run test build bench cross models fixtures fp32 deps pydeps check-models cross-deps clean
 
@@ -18,7 +21,7 @@ run: build fixtures
 ## test: install what is missing, then run every test (unit, end-to-end, model reproducibility, aarch64 under qemu)
 test: deps fixtures fp32 check-models
 	$(CARGO) test --workspace
-	$(MAKE) cross
+	$(MAKE) cross X86_BUILD=true
 
 build:
 	$(CARGO) build --release
@@ -63,7 +66,7 @@ cross: cross-deps fixtures
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc /usr/bin/cargo build --release \
 	  --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
 	@ls -l $(CROSS_DIR)/$(CROSS_TARGET)/release/veil
-	$(CARGO) build
+	$(X86_BUILD)
 	./target/debug/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png --threads 1 > $(CROSS_DIR)/x86.json
 	$(QEMU) $(CROSS_DIR)/$(CROSS_TARGET)/release/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png \
 	  --threads 1 --model-dir models/artifacts > $(CROSS_DIR)/aarch64.json
