@@ -11,7 +11,7 @@ QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 # `cargo test` just built instead of building the dev profile a second time).
 X86_BUILD ?= $(CARGO) build
 
-.PHONY: run test build bench cross models fixtures fp32 deps pydeps check-models cross-deps clean
+.PHONY: run test build bench cross models fixtures fp32 deps pydeps sysdeps check-models cross-deps vivid clean
 
 ## run: redact the sample photos into out/ on the embedded defaults (int8 CenterFace, gaussian ellipse)
 run: build fixtures
@@ -21,6 +21,7 @@ run: build fixtures
 ## test: install what is missing, then run every test (unit, end-to-end, model reproducibility, aarch64 under qemu)
 test: deps fixtures fp32 check-models
 	$(CARGO) test --workspace
+	bash tests/vivid/run.sh
 	$(MAKE) cross X86_BUILD=true
 
 build:
@@ -47,7 +48,18 @@ fixtures:
 fp32:
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null
 
-deps: pydeps cross-deps
+deps: sysdeps pydeps cross-deps
+
+# libclang for the V4L2 bindings; a kernel, qemu and busybox for the vivid camera test; mosquitto for MQTT.
+SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio
+sysdeps:
+	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	  --no-install-recommends $$missing; fi
+
+## vivid: capture from the kernel's vivid virtual camera in a qemu VM through veil's V4L2 code
+vivid: sysdeps
+	bash tests/vivid/run.sh
 
 pydeps:
 	@$(PYTHON) -c "import onnx, onnxruntime, numpy, PIL" 2>/dev/null \

@@ -1,18 +1,22 @@
 //! veil-camera: where frames come from. One [`FrameSource`] trait with implementations for
 //! image files (a directory or list, sorted, optionally looped), MJPEG stream files and a
-//! synthetic test pattern; pixel format conversion to packed RGB8. (V4L2 capture lands with the
-//! camera pipeline.)
+//! synthetic test pattern, V4L2 devices (MMAP streaming, reopened after unplug); pixel format
+//! conversion to packed RGB8.
 
 mod files;
 mod frame;
 mod mjpeg_file;
 mod pixel_format;
+mod reconnect;
 mod test_pattern;
+#[cfg(target_os = "linux")]
+pub mod v4l2;
 
 pub use files::ImageFiles;
 pub use frame::{Frame, SourceError};
 pub use mjpeg_file::MjpegFile;
-pub use pixel_format::{rgb24_to_rgb, yuyv_to_rgb, PixelFormat};
+pub use pixel_format::{decode_mjpeg, rgb24_to_rgb, yuyv_to_rgb, PixelFormat};
+pub use reconnect::{Opener, Reconnecting, Sleeper};
 pub use test_pattern::TestPattern;
 
 /// A source of RGB frames. `next_frame` returns `Ok(None)` at the end of a finite source.

@@ -55,6 +55,16 @@ pub fn rgb24_to_rgb(src: &[u8], width: u32, height: u32, stride: usize, dst: &mu
     Ok(())
 }
 
+/// Decode one Motion-JPEG frame into packed RGB8; returns its size.
+pub fn decode_mjpeg(data: &[u8], what: &str, dst: &mut Vec<u8>) -> Result<(u32, u32), SourceError> {
+    let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+        .map_err(|e| SourceError::Decode { what: what.to_string(), reason: e.to_string() })?
+        .into_rgb8();
+    let (w, h) = img.dimensions();
+    *dst = img.into_raw();
+    Ok((w, h))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
