@@ -50,7 +50,7 @@ fp32:
 
 deps: sysdeps pydeps cross-deps
 
-# libclang for the V4L2 bindings; a kernel, qemu and busybox for the vivid camera test; mosquitto for MQTT.
+# libclang for the V4L2 bindings; a kernel, qemu and busybox for the vivid camera test.
 SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio
 sysdeps:
 	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

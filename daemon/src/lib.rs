@@ -3,7 +3,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod detect_response;
 pub mod inputs;
 pub mod photo;
+pub mod pipeline;
 pub mod redaction;
+pub mod sinks;

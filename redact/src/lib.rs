@@ -9,6 +9,7 @@ mod blur;
 mod coverage;
 mod frame;
 mod pixelate;
+mod polygon;
 mod region;
 mod style;
 
@@ -44,14 +45,40 @@ fn redact_one(frame: &mut RgbFrame<'_>, region: &Region, style: &MaskStyle) -> b
     let cov = coverage::Coverage::new(&padded, band, style.shape, &area);
     let mut patch = frame.copy_rect(&area);
     let core_side = padded.width().min(padded.height()).max(1.0);
-    match style.method {
+    obscure_patch(&mut patch, &area, core_side, style.method);
+    frame.blend_rect(&area, &patch, |x, y| cov.alpha(x, y));
+    true
+}
+
+/// Hide everything inside `polygon` (source pixel coordinates, any winding, at least 3 points)
+/// with `style`'s method. Padding and feather do not apply: a zone is masked exactly, and any
+/// pixel the outline touches counts as inside. Returns whether the polygon touched the frame.
+pub fn redact_polygon(frame: &mut RgbFrame<'_>, polygon: &[(f32, f32)], style: &MaskStyle) -> bool {
+    let Some(poly) = polygon::Polygon::new(polygon) else {
+        return false;
+    };
+    let Some(area) = poly.bounds().clip_to(frame.width(), frame.height()) else {
+        return false;
+    };
+    let mut patch = frame.copy_rect(&area);
+    let side = poly.bounds().width().min(poly.bounds().height()).max(1.0);
+    obscure_patch(&mut patch, &area, side, style.method);
+    frame.blend_rect(&area, &patch, |x, y| if poly.touches_pixel(x, y) { 255 } else { 0 });
+    true
+}
+
+/// Replace a copied patch's pixels by their blurred, pixelated or solid version; `side` is the
+/// shorter side of the shape being hidden, which sizes the blur and the mosaic.
+fn obscure_patch(patch: &mut [u8], area: &PixelRect, side: f32, method: Method) {
+    let core_side = side;
+    match method {
         Method::Gaussian { strength } => {
             let radius = blur::radius_for(strength, core_side);
-            blur::box_blur_3pass(&mut patch, area.w as usize, area.h as usize, radius);
+            blur::box_blur_3pass(patch, area.w as usize, area.h as usize, radius);
         }
         Method::Pixelate { block } => {
             let block = pixelate::block_for(block, core_side);
-            pixelate::pixelate(&mut patch, area.w as usize, area.h as usize, block);
+            pixelate::pixelate(patch, area.w as usize, area.h as usize, block);
         }
         Method::Solid { color } => {
             for px in patch.chunks_exact_mut(3) {
@@ -59,8 +86,6 @@ fn redact_one(frame: &mut RgbFrame<'_>, region: &Region, style: &MaskStyle) -> b
             }
         }
     }
-    frame.blend_rect(&area, &patch, |x, y| cov.alpha(x, y));
-    true
 }
 
 #[cfg(test)]

@@ -184,3 +184,36 @@ fn bad_frames_and_styles_are_rejected() {
     assert!(Method::from_name("sparkles", None, [0, 0, 0]).is_err());
     assert_eq!("rectangle".parse::<Shape>(), Ok(Shape::Rect));
 }
+
+#[test]
+fn polygon_zone_masks_inside_only() {
+    let (w, h) = (40u32, 30u32);
+    let mut data: Vec<u8> = (0..w * h * 3).map(|i| (i % 200) as u8 + 20).collect();
+    let before = data.clone();
+    let style = MaskStyle { method: Method::Solid { color: [0, 0, 0] }, ..MaskStyle::default() };
+    let triangle = [(5.0, 5.0), (35.0, 5.0), (5.0, 25.0)];
+    let mut frame = RgbFrame::new(&mut data, w, h).unwrap();
+    assert!(redact_polygon(&mut frame, &triangle, &style));
+    let px = |d: &[u8], x: u32, y: u32| d[((y * w + x) * 3) as usize..((y * w + x) * 3 + 3) as usize].to_vec();
+    assert_eq!(px(&data, 6, 6), [0, 0, 0]);
+    assert_eq!(px(&data, 10, 15), [0, 0, 0]);
+    // Outside the hypotenuse and outside the bounds: untouched.
+    assert_eq!(px(&data, 30, 20), px(&before, 30, 20));
+    assert_eq!(px(&data, 2, 2), px(&before, 2, 2));
+    // Degenerate and off-frame polygons do nothing.
+    let mut frame = RgbFrame::new(&mut data, w, h).unwrap();
+    assert!(!redact_polygon(&mut frame, &[(1.0, 1.0), (2.0, 2.0)], &style));
+    assert!(!redact_polygon(&mut frame, &[(100.0, 100.0), (120.0, 100.0), (110.0, 120.0)], &style));
+}
+
+#[test]
+fn polygon_zone_catches_a_sliver_thinner_than_a_pixel() {
+    let (w, h) = (20u32, 20u32);
+    let mut data = vec![200u8; (w * h * 3) as usize];
+    let style = MaskStyle { method: Method::Solid { color: [0, 0, 0] }, ..MaskStyle::default() };
+    let sliver = [(2.0, 10.2), (18.0, 10.2), (18.0, 10.4), (2.0, 10.4)];
+    let mut frame = RgbFrame::new(&mut data, w, h).unwrap();
+    redact_polygon(&mut frame, &sliver, &style);
+    let i = ((10 * w + 9) * 3) as usize;
+    assert_eq!(&data[i..i + 3], &[0, 0, 0]);
+}

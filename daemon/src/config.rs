@@ -1,0 +1,340 @@
+//! `veil serve` configuration: a TOML file (every key optional; embedded defaults otherwise),
+//! validated as a whole before anything starts, with the command line's overrides applied on top.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use veil_models::{DetectParams, DetectScale, Precision};
+use veil_redact::{MaskStyle, Method, Shape};
+
+use crate::pipeline::tracker::TrackerConfig;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub detector: DetectorConfig,
+    pub redact: RedactConfig,
+    /// No `[camera]` section: the daemon serves the API only.
+    pub camera: Option<CameraConfig>,
+    pub tracker: TrackerConfig,
+    #[serde(rename = "privacy_zone")]
+    pub privacy_zones: Vec<PrivacyZone>,
+    pub spool: SpoolConfig,
+    pub preview: PreviewConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Where the daemon keeps its database, spool and uploads. Default: `$STATE_DIRECTORY`
+    /// (systemd), else `./veil-state`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into(), state_dir: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    pub backend: String,
+    pub precision: String,
+    pub confidence: f32,
+    pub nms_threshold: f32,
+    pub max_faces: usize,
+    pub scale: String,
+    /// Inference threads (0 = all cores).
+    pub threads: usize,
+    pub model_dir: Option<PathBuf>,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        let p = DetectParams::default();
+        Self {
+            backend: "centerface".into(),
+            precision: "int8".into(),
+            confidence: p.confidence,
+            nms_threshold: p.nms_threshold,
+            max_faces: p.max_faces,
+            scale: "native".into(),
+            threads: 0,
+            model_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactConfig {
+    pub method: String,
+    pub strength: Option<f32>,
+    pub block: Option<u32>,
+    pub color: String,
+    pub shape: String,
+    pub padding: f32,
+    pub feather: f32,
+}
+
+impl Default for RedactConfig {
+    fn default() -> Self {
+        Self {
+            method: "gaussian".into(),
+            strength: None,
+            block: None,
+            color: "#000000".into(),
+            shape: "ellipse".into(),
+            padding: veil_redact::DEFAULT_PADDING,
+            feather: veil_redact::DEFAULT_FEATHER,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    /// `/dev/videoN`, a V4L2 card name (`v4l2:NAME`), a directory of images, an MJPEG file, or
+    /// `test-pattern`.
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate asked of a camera; for files and the test pattern, a pace to replay at
+    /// (0 = as fast as the pipeline goes, every frame processed).
+    pub fps: u32,
+    /// Pixel formats to try, in order: mjpeg, yuyv, rgb24.
+    pub formats: Vec<String>,
+    /// V4L2 controls to set at open, by name.
+    pub controls: std::collections::BTreeMap<String, String>,
+    /// Replay files forever.
+    #[serde(rename = "loop")]
+    pub looped: bool,
+    /// Frames waiting for detection; when full, the oldest is dropped (live sources).
+    pub queue_depth: usize,
+    /// A frame not redacted within this many milliseconds of capture is dropped, never output.
+    pub deadline_ms: u64,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            source: "/dev/video0".into(),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            formats: vec!["mjpeg".into(), "yuyv".into(), "rgb24".into()],
+            controls: Default::default(),
+            looped: false,
+            queue_depth: 2,
+            deadline_ms: 2000,
+        }
+    }
+}
+
+/// A fixed polygon masked in every frame, in coordinates relative to the frame (0..1).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyZone {
+    #[serde(default)]
+    pub name: String,
+    pub points: Vec<[f32; 2]>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    pub enabled: bool,
+    /// Relative paths are under the state directory.
+    pub dir: PathBuf,
+    pub max_files: usize,
+    pub max_megabytes: u64,
+    /// Delete frames older than this (0 = keep until count or size rotates them out).
+    pub max_age_hours: f64,
+    pub quality: u8,
+    /// fsync each frame before it becomes visible (survives power loss; slower on SD cards).
+    pub fsync: bool,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: "spool".into(),
+            max_files: 10_000,
+            max_megabytes: 2048,
+            max_age_hours: 0.0,
+            quality: 85,
+            fsync: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreviewConfig {
+    pub enabled: bool,
+    /// At most this many preview frames a second per viewer.
+    pub max_fps: f64,
+}
+
+impl Default for PreviewConfig {
+    fn default() -> Self {
+        Self { enabled: true, max_fps: 10.0 }
+    }
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Check every value; the error names the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.detect_params()?;
+        self.precision()?;
+        self.mask_style()?;
+        self.tracker.validate().map_err(anyhow::Error::msg)?;
+        for (i, zone) in self.privacy_zones.iter().enumerate() {
+            if zone.points.len() < 3 {
+                anyhow::bail!("privacy_zone {i} ({}) needs at least 3 points", zone.name);
+            }
+            if zone.points.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
+                anyhow::bail!("privacy_zone {i} ({}): points are fractions of the frame, 0..1", zone.name);
+            }
+        }
+        if let Some(cam) = &self.camera {
+            if cam.queue_depth == 0 || cam.queue_depth > 64 {
+                anyhow::bail!("camera.queue_depth must be within 1..64");
+            }
+            if cam.deadline_ms == 0 {
+                anyhow::bail!("camera.deadline_ms must be positive");
+            }
+            cam.pixel_formats()?;
+        }
+        if !(1..=100).contains(&self.spool.quality) {
+            anyhow::bail!("spool.quality must be within 1..100");
+        }
+        if self.preview.max_fps <= 0.0 {
+            anyhow::bail!("preview.max_fps must be positive");
+        }
+        self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
+        Ok(())
+    }
+
+    pub fn detect_params(&self) -> anyhow::Result<DetectParams> {
+        let d = &self.detector;
+        let params = DetectParams {
+            confidence: d.confidence,
+            nms_threshold: d.nms_threshold,
+            max_faces: d.max_faces,
+            scale: d.scale.parse::<DetectScale>().map_err(|e| anyhow::anyhow!("detector.scale: {e}"))?,
+            ..DetectParams::default()
+        };
+        params.validate().map_err(|e| anyhow::anyhow!("detector: {e}"))?;
+        Ok(params)
+    }
+
+    pub fn precision(&self) -> anyhow::Result<Precision> {
+        self.detector.precision.parse().map_err(|e| anyhow::anyhow!("detector.precision: {e}"))
+    }
+
+    pub fn mask_style(&self) -> anyhow::Result<MaskStyle> {
+        let r = &self.redact;
+        let color = veil_redact::parse_color(&r.color).map_err(|e| anyhow::anyhow!("redact.color: {e}"))?;
+        let mut method = Method::from_name(&r.method, r.strength, color).map_err(|e| anyhow::anyhow!("redact: {e}"))?;
+        if let (Method::Pixelate { block }, Some(b)) = (&mut method, r.block) {
+            *block = Some(b);
+        }
+        let shape: Shape = r.shape.parse().map_err(|e| anyhow::anyhow!("redact.shape: {e}"))?;
+        let style = MaskStyle { method, shape, padding: r.padding, feather: r.feather };
+        style.validate().map_err(|e| anyhow::anyhow!("redact: {e}"))?;
+        Ok(style)
+    }
+
+    /// The state directory: the config's, else systemd's `$STATE_DIRECTORY`, else `./veil-state`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.server
+            .state_dir
+            .clone()
+            .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("veil-state"))
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        if self.spool.dir.is_absolute() {
+            self.spool.dir.clone()
+        } else {
+            self.state_dir().join(&self.spool.dir)
+        }
+    }
+}
+
+impl CameraConfig {
+    pub fn pixel_formats(&self) -> anyhow::Result<Vec<veil_camera::PixelFormat>> {
+        use veil_camera::PixelFormat;
+        self.formats
+            .iter()
+            .map(|f| match f.to_ascii_lowercase().as_str() {
+                "mjpeg" | "mjpg" => Ok(PixelFormat::Mjpeg),
+                "yuyv" => Ok(PixelFormat::Yuyv),
+                "rgb24" | "rgb3" => Ok(PixelFormat::Rgb24),
+                other => Err(anyhow::anyhow!("camera.formats: unknown format {other:?} (mjpeg, yuyv, rgb24)")),
+            })
+            .collect()
+    }
+
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_defaults_and_valid() {
+        let c: Config = toml::from_str("").unwrap();
+        c.validate().unwrap();
+        assert!(c.camera.is_none());
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_full_config_parses_and_bad_values_name_their_key() {
+        let text = r#"
+            [server]
+            listen = "0.0.0.0:9000"
+            [camera]
+            source = "test-pattern"
+            fps = 15
+            formats = ["yuyv"]
+            controls = { "Power Line Frequency" = "50 Hz" }
+            [tracker]
+            hold_frames = 4
+            [[privacy_zone]]
+            name = "neighbour's window"
+            points = [[0.1, 0.1], [0.3, 0.1], [0.3, 0.4]]
+            [spool]
+            max_files = 50
+        "#;
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.camera.as_ref().unwrap().fps, 15);
+        assert_eq!(c.privacy_zones[0].points.len(), 3);
+        let bad = text.replace("[0.3, 0.4]", "[1.3, 0.4]");
+        let err = toml::from_str::<Config>(&bad).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("privacy_zone 0"), "{err}");
+        assert!(toml::from_str::<Config>("[camera]\nsorce = \"x\"").is_err(), "unknown keys are refused");
+        let err = toml::from_str::<Config>("[redact]\nmethod = \"smudge\"").unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains("smudge"));
+    }
+}

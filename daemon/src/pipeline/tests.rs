@@ -1,0 +1,212 @@
+//! Fault injection: a detector that errors, hangs, panics and returns garbage on chosen frames,
+//! and a masking stage that panics, must never let an unredacted frame reach a sink.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use veil_camera::{Frame, FrameSource, SourceError};
+use veil_models::{
+    BBox, BackendInfo, Category, DetectError, DetectOutput, DetectParams, Detection, Detector, Precision, RgbImage,
+};
+use veil_redact::{MaskStyle, Method, Shape};
+
+use super::*;
+use crate::sinks::{Sink, SinkError};
+
+const W: u32 = 96;
+const H: u32 = 64;
+/// The "face": a white square at a fixed place on a mid-grey frame.
+const FACE: (u32, u32, u32) = (40, 20, 24);
+
+/// Frames numbered in their first pixel (R = id), with a white face patch.
+struct NumberedFrames {
+    next: u64,
+    count: u64,
+}
+
+impl FrameSource for NumberedFrames {
+    fn describe(&self) -> String {
+        "numbered".into()
+    }
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.next == self.count {
+            return Ok(None);
+        }
+        let mut rgb = vec![128u8; (W * H * 3) as usize];
+        let (fx, fy, side) = FACE;
+        for y in fy..fy + side {
+            for x in fx..fx + side {
+                let i = ((y * W + x) * 3) as usize;
+                rgb[i..i + 3].copy_from_slice(&[255, 255, 255]);
+            }
+        }
+        rgb[0] = self.next as u8;
+        let frame = Frame { rgb, width: W, height: H, sequence: self.next, timestamp: SystemTime::now() };
+        self.next += 1;
+        Ok(Some(frame))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    Fail,
+    Hang,
+    Panic,
+    NotANumber,
+}
+
+struct FaultyDetector {
+    info: BackendInfo,
+    faults: Vec<(u8, Fault)>,
+    delay: Duration,
+}
+
+impl FaultyDetector {
+    fn new(faults: Vec<(u8, Fault)>, delay: Duration) -> Self {
+        let info = BackendInfo {
+            name: "faulty".into(),
+            version: "test".into(),
+            categories: vec![Category::Face],
+            precision: Precision::Fp32,
+            sha256: String::new(),
+            input_multiple: 1,
+            input_layout: "rgb".into(),
+            available: true,
+        };
+        Self { info, faults, delay }
+    }
+}
+
+impl Detector for FaultyDetector {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn detect(&self, image: &RgbImage<'_>, _params: &DetectParams) -> Result<DetectOutput, DetectError> {
+        let id = image.data[0];
+        std::thread::sleep(self.delay);
+        let (fx, fy, side) = FACE;
+        let mut bbox = BBox { x1: fx as f32, y1: fy as f32, x2: (fx + side) as f32, y2: (fy + side) as f32 };
+        match self.faults.iter().find(|(f, _)| *f == id).map(|(_, k)| *k) {
+            Some(Fault::Fail) => return Err(DetectError::Inference("injected failure".into())),
+            Some(Fault::Hang) => std::thread::sleep(Duration::from_secs(3)),
+            Some(Fault::Panic) => panic!("injected detector panic on frame {id}"),
+            Some(Fault::NotANumber) => bbox.x2 = f32::NAN,
+            None => {}
+        }
+        let detection = Detection { category: Category::Face, bbox, score: 0.9, landmarks: None };
+        Ok(DetectOutput { detections: vec![detection], ..DetectOutput::default() })
+    }
+}
+
+/// Records what reached it and checks each frame's face patch is hidden.
+struct CheckingSink {
+    seen: Arc<Mutex<Vec<(u64, f64)>>>,
+}
+
+impl Sink for CheckingSink {
+    fn name(&self) -> &'static str {
+        "checking"
+    }
+    fn publish(&mut self, frame: &RedactedFrame) -> Result<(), SinkError> {
+        let img = image::load_from_memory(frame.jpeg()).unwrap().into_rgb8();
+        let (fx, fy, side) = FACE;
+        let mut sum = 0.0;
+        for y in fy..fy + side {
+            for x in fx..fx + side {
+                sum += img.get_pixel(x, y).0.iter().map(|&v| v as f64).sum::<f64>() / 3.0;
+            }
+        }
+        self.seen.lock().unwrap().push((frame.event().frame_id, sum / (side * side) as f64));
+        Ok(())
+    }
+}
+
+fn solid_black() -> MaskStyle {
+    MaskStyle { method: Method::Solid { color: [0, 0, 0] }, shape: Shape::Rect, padding: 0.0, feather: 0.0 }
+}
+
+fn run(
+    count: u64,
+    detector: FaultyDetector,
+    config: PipelineConfig,
+) -> (Vec<(u64, f64)>, Arc<Metrics>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut sinks = Dispatcher::default();
+    sinks.add(Box::new(CheckingSink { seen: seen.clone() }));
+    let pipeline = Pipeline::start(
+        Box::new(NumberedFrames { next: 0, count }),
+        Arc::new(detector),
+        config,
+        sinks,
+        Arc::new(StopSignal::default()),
+    )
+    .unwrap();
+    let metrics = pipeline.metrics();
+    pipeline.wait();
+    let seen = seen.lock().unwrap().clone();
+    (seen, metrics)
+}
+
+#[test]
+fn faulty_frames_never_reach_a_sink_and_every_output_is_masked() {
+    let faults = vec![(3, Fault::Fail), (7, Fault::Hang), (11, Fault::Panic), (15, Fault::NotANumber)];
+    let hook: FaultHook = Arc::new(|id| {
+        if id == 19 {
+            panic!("injected masking-stage panic");
+        }
+    });
+    let config = PipelineConfig {
+        backpressure: Backpressure::Block,
+        deadline: Duration::from_millis(800),
+        style: solid_black(),
+        fault_hook: Some(hook),
+        ..PipelineConfig::default()
+    };
+    let (seen, metrics) = run(24, FaultyDetector::new(faults, Duration::ZERO), config);
+    let ids: BTreeSet<u64> = seen.iter().map(|(id, _)| *id).collect();
+    let expected: BTreeSet<u64> = (0..24).filter(|i| ![3, 7, 11, 15, 19].contains(i)).collect();
+    assert_eq!(ids, expected, "exactly the healthy frames are output");
+    for (id, mean) in &seen {
+        assert!(*mean < 20.0, "frame {id}: face patch mean {mean}, not masked");
+    }
+    assert_eq!(metrics.dropped_count(DropCause::DetectorError), 2, "error + NaN box");
+    assert_eq!(metrics.dropped_count(DropCause::Deadline), 1, "hang");
+    assert_eq!(metrics.dropped_count(DropCause::DetectorPanic), 1);
+    assert_eq!(metrics.dropped_count(DropCause::StagePanic), 1);
+    assert_eq!(metrics.frames_out(), 19);
+}
+
+#[test]
+fn a_slow_detector_drops_input_frames_not_redaction() {
+    let config = PipelineConfig {
+        backpressure: Backpressure::DropOldest,
+        queue_depth: 2,
+        style: solid_black(),
+        ..PipelineConfig::default()
+    };
+    // Capture is instant; detection takes 15 ms a frame.
+    let (seen, metrics) = run(60, FaultyDetector::new(vec![], Duration::from_millis(15)), config);
+    let dropped = metrics.dropped_count(DropCause::QueueFull);
+    assert!(dropped > 0, "the queue must shed input frames");
+    assert_eq!(seen.len() as u64 + dropped, 60, "every frame is either output or counted as dropped");
+    assert!(seen.iter().all(|(_, mean)| *mean < 20.0), "every output frame is masked");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "output stays in capture order");
+}
+
+#[test]
+fn a_detector_that_keeps_hanging_is_declared_broken_and_nothing_leaks() {
+    let faults: Vec<(u8, Fault)> = (0..12).map(|i| (i, Fault::Hang)).collect();
+    let config = PipelineConfig {
+        backpressure: Backpressure::Block,
+        deadline: Duration::from_millis(100),
+        max_hung_detectors: 2,
+        style: solid_black(),
+        ..PipelineConfig::default()
+    };
+    let (seen, metrics) = run(12, FaultyDetector::new(faults, Duration::ZERO), config);
+    assert!(seen.is_empty());
+    assert_eq!(metrics.dropped_count(DropCause::Deadline), 3, "three hangs, then the stage is broken");
+    assert_eq!(metrics.dropped_count(DropCause::DetectorError), 9);
+}
