@@ -1,4 +1,4 @@
-//! Frames from image files: a directory (sorted by name) or an explicit list, optionally looped,
+//! Frames from image files: a directory (sorted by name), a glob or a list, optionally looped,
 //! so a rig can replay a recorded run and tests can run without a camera.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +33,18 @@ impl ImageFiles {
             .collect();
         files.sort();
         Self::from_list(files, dir.display().to_string(), looped)
+    }
+
+    /// Images matching a glob pattern (`/data/run1/*.jpg`), sorted by path.
+    pub fn from_glob(pattern: &str, looped: bool) -> Result<Self, SourceError> {
+        let bad = |reason: String| SourceError::Io { path: pattern.to_string(), reason };
+        let mut files: Vec<PathBuf> = glob::glob(pattern)
+            .map_err(|e| bad(e.to_string()))?
+            .filter_map(|p| p.ok())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        Self::from_list(files, pattern.to_string(), looped)
     }
 
     /// These files, in this order.

@@ -17,6 +17,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the daemon: camera pipeline (with a [camera] source) and the HTTP API.
+    Serve(ServeCmd),
     /// Detect faces in images and print JSON (one object per image; an array for several).
     Detect(DetectCmd),
     /// Redact faces in images or directories (recursive) into OUT.
@@ -74,6 +76,26 @@ impl DetectorArgs {
             self.threads
         }
     }
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeCmd {
+    /// TOML config file (default: the embedded defaults; see README).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, ADDR:PORT (overrides server.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// State directory (overrides server.state_dir).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Frame source: a directory or glob of images, an MJPEG file, /dev/videoN, v4l2:NAME or
+    /// test-pattern (overrides camera.source).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Directory for redacted frames (overrides spool.dir).
+    #[arg(long)]
+    pub spool: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +206,26 @@ pub struct BenchCmd {
     pub json: bool,
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// Instead of per-stage timings: run the whole camera pipeline at 640x480 and 1280x720
+    /// (or --sizes) and report sustained fps and latency.
+    #[arg(long)]
+    pub pipeline: bool,
+    /// Seconds of camera time per pipeline run.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Instead of timings: measure tracker flicker on these image sequences (directories of
+    /// frames, sorted by name).
+    #[arg(long)]
+    pub flicker: Vec<PathBuf>,
+    /// Detection threshold for --pipeline and --flicker.
+    #[arg(long, default_value_t = 0.5)]
+    pub confidence: f32,
+    /// Detection scale for --pipeline and --flicker (native, a factor, or WxH).
+    #[arg(long, default_value = "native")]
+    pub scale: DetectScale,
+    /// Inference threads for --pipeline and --flicker (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Parse the command line, run the command, return the process exit code.
@@ -197,6 +239,7 @@ pub fn run() -> i32 {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Serve(c) => commands::serve::run(c),
         Command::Detect(c) => commands::detect::run(c),
         Command::Redact(c) => commands::redact::run(c),
         Command::Models(c) => commands::models::run(c),

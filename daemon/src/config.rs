@@ -104,9 +104,10 @@ pub struct CameraConfig {
     pub source: String,
     pub width: u32,
     pub height: u32,
-    /// Frame rate asked of a camera; for files and the test pattern, a pace to replay at
-    /// (0 = as fast as the pipeline goes, every frame processed).
-    pub fps: u32,
+    /// Frame rate asked of a camera (default 30). For files and the test pattern: unset means
+    /// every frame is processed as fast as the pipeline goes; set, they replay at this pace like
+    /// a live camera (frames dropped when detection falls behind).
+    pub fps: Option<u32>,
     /// Pixel formats to try, in order: mjpeg, yuyv, rgb24.
     pub formats: Vec<String>,
     /// V4L2 controls to set at open, by name.
@@ -114,7 +115,8 @@ pub struct CameraConfig {
     /// Replay files forever.
     #[serde(rename = "loop")]
     pub looped: bool,
-    /// Frames waiting for detection; when full, the oldest is dropped (live sources).
+    /// Frames waiting for detection; when full, the oldest is dropped (live sources). 1 keeps
+    /// latency lowest: detection always takes the freshest frame.
     pub queue_depth: usize,
     /// A frame not redacted within this many milliseconds of capture is dropped, never output.
     pub deadline_ms: u64,
@@ -126,11 +128,11 @@ impl Default for CameraConfig {
             source: "/dev/video0".into(),
             width: 1280,
             height: 720,
-            fps: 30,
+            fps: None,
             formats: vec!["mjpeg".into(), "yuyv".into(), "rgb24".into()],
             controls: Default::default(),
             looped: false,
-            queue_depth: 2,
+            queue_depth: 1,
             deadline_ms: 2000,
         }
     }
@@ -211,6 +213,9 @@ impl Config {
             }
         }
         if let Some(cam) = &self.camera {
+            if cam.fps == Some(0) || cam.fps.is_some_and(|f| f > 1000) {
+                anyhow::bail!("camera.fps must be within 1..1000 (leave it out to process every file)");
+            }
             if cam.queue_depth == 0 || cam.queue_depth > 64 {
                 anyhow::bail!("camera.queue_depth must be within 1..64");
             }
@@ -328,7 +333,7 @@ mod tests {
         "#;
         let c: Config = toml::from_str(text).unwrap();
         c.validate().unwrap();
-        assert_eq!(c.camera.as_ref().unwrap().fps, 15);
+        assert_eq!(c.camera.as_ref().unwrap().fps, Some(15));
         assert_eq!(c.privacy_zones[0].points.len(), 3);
         let bad = text.replace("[0.3, 0.4]", "[1.3, 0.4]");
         let err = toml::from_str::<Config>(&bad).unwrap().validate().unwrap_err().to_string();

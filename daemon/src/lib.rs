@@ -1,6 +1,7 @@
 //! veil: on-device privacy redaction. This library holds the binary's parts; `main.rs` only
 //! parses the command line and dispatches.
 
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -9,4 +10,5 @@ pub mod inputs;
 pub mod photo;
 pub mod pipeline;
 pub mod redaction;
+pub mod server;
 pub mod sinks;

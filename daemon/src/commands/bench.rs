@@ -115,6 +115,9 @@ fn source_image(explicit: &Option<PathBuf>) -> anyhow::Result<image::RgbImage> {
 }
 
 pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
+    if !cmd.flicker.is_empty() || cmd.pipeline {
+        return run_sequence_benches(&cmd);
+    }
     let sizes = parse_sizes(&cmd.sizes)?;
     let precisions: Vec<Precision> = cmd.precisions.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -345,4 +348,60 @@ fn print_tables(r: &Report) {
         line += &format!("  end-to-end/inference {:.2}", c.end_to_end.median_ms / c.inference.median_ms);
         println!("{line}");
     }
+}
+
+/// `--flicker` and `--pipeline`: whole-pipeline measurements with one int8 detector.
+fn run_sequence_benches(cmd: &BenchCmd) -> anyhow::Result<i32> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = if cmd.threads == 0 { cores } else { cmd.threads };
+    let precision = match cmd.precisions.as_str() {
+        "fp32,int8" => Precision::Int8,
+        p => p.parse()?,
+    };
+    let detector = super::registry(&cmd.model_dir).create("centerface", precision, threads)?;
+    let params = DetectParams { confidence: cmd.confidence, scale: cmd.scale, ..DetectParams::default() };
+    params.validate()?;
+    let mut out = serde_json::Map::new();
+    out.insert("machine".into(), machine().into());
+    out.insert("cores".into(), cores.into());
+    out.insert("threads".into(), threads.into());
+    out.insert("precision".into(), precision.to_string().into());
+    if !cmd.flicker.is_empty() {
+        let tracker = crate::pipeline::tracker::TrackerConfig::default();
+        let mut seqs = Vec::new();
+        for dir in &cmd.flicker {
+            let r = super::bench_flicker::measure_sequence(dir, detector.as_ref(), &params, &tracker)?;
+            if !cmd.json {
+                println!(
+                    "{}: {} frames, {} detections; face-frames missed between detections: {}; unmasked without tracker {}, with tracker {}",
+                    r.sequence, r.report.frames, r.detections, r.report.missed_face_frames,
+                    r.report.unmasked_without_tracker, r.report.unmasked_with_tracker
+                );
+            }
+            seqs.push(serde_json::to_value(r)?);
+        }
+        out.insert("flicker".into(), seqs.into());
+    }
+    if cmd.pipeline {
+        let sizes = if cmd.sizes == "640x480,1280x720,1920x1080" { "640x480,1280x720".to_string() } else { cmd.sizes.clone() };
+        let photo = source_image(&cmd.image)?;
+        let runs = super::bench_pipeline::run(detector.clone(), params, &photo, &parse_sizes(&sizes)?, cmd.seconds)?;
+        if !cmd.json {
+            println!("pipeline, {} cores, {threads} inference threads, {precision}:", cores);
+            println!("{:<10} {:<13} {:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>9} {:>6}", "size", "mode", "in", "out", "dropped", "fps out", "e2e p50", "e2e p95", "detect", "eff.");
+            for r in &runs {
+                let p = |x: &Option<crate::pipeline::metrics::Percentiles>, f: fn(&crate::pipeline::metrics::Percentiles) -> f64| x.as_ref().map(f).unwrap_or(0.0);
+                println!(
+                    "{:<10} {:<13} {:>6} {:>6} {:>7} {:>8.1} {:>8.0}ms {:>8.0}ms {:>7.0}ms {:>6.2}",
+                    r.size, r.mode, r.frames_in, r.frames_out, r.dropped, r.fps_out,
+                    p(&r.end_to_end_ms, |q| q.p50), p(&r.end_to_end_ms, |q| q.p95), r.reference_detect_ms, r.efficiency
+                );
+            }
+        }
+        out.insert("pipeline".into(), serde_json::to_value(runs)?);
+    }
+    if cmd.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(0)
 }

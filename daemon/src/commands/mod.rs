@@ -1,9 +1,12 @@
 //! The one-shot subcommands of `veil`.
 
 pub mod bench;
+pub mod bench_flicker;
+pub mod bench_pipeline;
 pub mod detect;
 pub mod models;
 pub mod redact;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The camera pipeline: a capture thread fills a bounded queue; a worker detects (on a
-//! deadline), tracks, masks faces and privacy zones, encodes, and hands the result to the sinks.
+//! deadline), tracks and masks faces and privacy zones; an output thread encodes the masked frame
+//! and hands it to the sinks.
 //! Fail closed: a frame whose detection errors, panics or times out, or whose masking panics,
 //! produces no output at all; it is counted and logged.
 
@@ -15,6 +16,7 @@ mod tests;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -116,6 +118,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     capture: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
+    output: Option<JoinHandle<()>>,
 }
 
 impl Pipeline {
@@ -137,13 +140,27 @@ impl Pipeline {
                 .name("veil-capture".into())
                 .spawn(move || capture_loop(source, &queue, &metrics, &stop, &config))?
         };
+        let (output_tx, output_rx) = std::sync::mpsc::sync_channel::<Masked>(1);
+        let output = {
+            let metrics = metrics.clone();
+            let (deadline, quality) = (config.deadline, config.jpeg_quality);
+            std::thread::Builder::new()
+                .name("veil-output".into())
+                .spawn(move || output_loop(output_rx, sinks, &metrics, deadline, quality))?
+        };
         let worker = {
             let (queue, metrics, stop) = (queue.clone(), metrics.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("veil-pipeline".into())
-                .spawn(move || Worker::new(detector, config, sinks, metrics).run(&queue, &stop))?
+            let worker = Worker {
+                stage: DetectStage::new(detector, config.params, config.max_hung_detectors),
+                tracker: Tracker::new(config.tracker.clone()),
+                config,
+                output: output_tx,
+                metrics,
+                last_size: None,
+            };
+            std::thread::Builder::new().name("veil-pipeline".into()).spawn(move || worker.run(&queue, &stop))?
         };
-        Ok(Self { stop, queue, metrics, capture: Some(capture), worker: Some(worker) })
+        Ok(Self { stop, queue, metrics, capture: Some(capture), worker: Some(worker), output: Some(output) })
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -152,7 +169,7 @@ impl Pipeline {
 
     /// Whether a finite source has been fully processed.
     pub fn is_finished(&self) -> bool {
-        self.worker.as_ref().is_none_or(|w| w.is_finished())
+        self.output.as_ref().is_none_or(|w| w.is_finished())
     }
 
     /// Wait until a finite source is exhausted and every frame processed.
@@ -169,7 +186,7 @@ impl Pipeline {
     }
 
     fn join(&mut self) {
-        for handle in [self.capture.take(), self.worker.take()].into_iter().flatten() {
+        for handle in [self.capture.take(), self.worker.take(), self.output.take()].into_iter().flatten() {
             if let Err(p) = handle.join() {
                 tracing::error!("pipeline thread panicked: {}", panic_message(p.as_ref()));
             }
@@ -179,7 +196,7 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        if self.capture.is_some() || self.worker.is_some() {
+        if self.capture.is_some() || self.worker.is_some() || self.output.is_some() {
             self.stop.stop();
             self.queue.close_and_clear();
             self.join();
@@ -257,33 +274,50 @@ struct Worker {
     stage: DetectStage,
     tracker: Tracker,
     config: PipelineConfig,
-    sinks: Dispatcher,
+    output: SyncSender<Masked>,
     metrics: Arc<Metrics>,
+    last_size: Option<(u32, u32)>,
 }
 
 /// A frame that must not be output, and why.
 struct Dropped(DropCause, String);
 
-impl Worker {
-    fn new(detector: Arc<dyn Detector>, config: PipelineConfig, sinks: Dispatcher, metrics: Arc<Metrics>) -> Self {
-        Self {
-            stage: DetectStage::new(detector, config.params, config.max_hung_detectors),
-            tracker: Tracker::new(config.tracker.clone()),
-            config,
-            sinks,
-            metrics,
-        }
-    }
+/// A masked frame on its way to encoding and the sinks.
+struct Masked {
+    frame_id: u64,
+    timestamp: SystemTime,
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+    objects: Vec<EventObject>,
+    zones: usize,
+    queue_ms: f64,
+    inference_ms: f64,
+    mask_ms: f64,
+    /// When the frame's deadline started.
+    clock: Instant,
+}
 
+fn log_drop(metrics: &Metrics, id: u64, Dropped(cause, why): Dropped) {
+    metrics.dropped(cause, 1);
+    tracing::warn!(frame = id, "frame dropped, nothing output: {why}");
+}
+
+impl Worker {
     fn run(mut self, queue: &FrameQueue, stop: &StopSignal) {
         loop {
             match queue.pop(Duration::from_millis(200)) {
                 Ok(Some(item)) => {
                     self.metrics.set_queue_depth(queue.depth());
                     let id = item.frame.sequence;
-                    if let Err(Dropped(cause, why)) = self.process(item) {
-                        self.metrics.dropped(cause, 1);
-                        tracing::warn!(frame = id, "frame dropped, nothing output: {why}");
+                    match self.process(item) {
+                        Ok(masked) => {
+                            // Blocks while the output stage is busy: the queue then sheds input frames.
+                            if self.output.send(masked).is_err() {
+                                break;
+                            }
+                        }
+                        Err(dropped) => log_drop(&self.metrics, id, dropped),
                     }
                 }
                 Ok(None) => break,
@@ -291,24 +325,29 @@ impl Worker {
                 Err(()) => {}
             }
         }
-        // Dropping the dispatcher flushes the sinks (the spool writes what it holds).
+        // Dropping `output` ends the output stage once it has published what it holds.
     }
 
-    fn process(&mut self, item: Queued) -> Result<(), Dropped> {
+    fn process(&mut self, item: Queued) -> Result<Masked, Dropped> {
         let Queued { frame, captured } = item;
         let deadline = self.config.deadline;
         let queue_ms = captured.elapsed().as_secs_f64() * 1000.0;
         // Live frames age from capture; a replay (which waits for room instead of dropping)
         // starts the clock when processing starts, so queueing alone never drops a frame.
-        let captured = match self.config.backpressure {
+        let clock = match self.config.backpressure {
             Backpressure::DropOldest => captured,
             Backpressure::Block => Instant::now(),
         };
         let remaining = deadline
-            .checked_sub(captured.elapsed())
+            .checked_sub(clock.elapsed())
             .filter(|d| !d.is_zero())
             .ok_or_else(|| Dropped(DropCause::Deadline, "waited past the deadline in the queue".into()))?;
         let (width, height) = (frame.width, frame.height);
+        if self.last_size.is_some_and(|s| s != (width, height)) {
+            // A different picture (a replayed folder of unrelated photos): tracks do not carry over.
+            self.tracker.reset();
+        }
+        self.last_size = Some((width, height));
         let rgb = Arc::new(frame.rgb);
         let detected = self.stage.detect(rgb.clone(), width, height, remaining).map_err(|f| {
             let cause = match f {
@@ -336,15 +375,9 @@ impl Worker {
             let masks = self.tracker.update(&detected.detections);
             let t = Instant::now();
             let zones = mask_frame(&mut pixels, width, height, &masks, &self.config.zones, &self.config.style)?;
-            let mask_ms = t.elapsed().as_secs_f64() * 1000.0;
-            let t = Instant::now();
-            let mut jpeg = Vec::with_capacity(pixels.len() / 8);
-            JpegEncoder::new_with_quality(&mut jpeg, self.config.jpeg_quality)
-                .encode(&pixels, width, height, image::ExtendedColorType::Rgb8)
-                .map_err(|e| format!("JPEG encoding: {e}"))?;
-            Ok::<_, String>((masks, zones, mask_ms, t.elapsed().as_secs_f64() * 1000.0, jpeg))
+            Ok::<_, String>((masks, zones, t.elapsed().as_secs_f64() * 1000.0))
         }));
-        let (masks, zones, mask_ms, encode_ms, jpeg) = match masked {
+        let (masks, zones, mask_ms) = match masked {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Err(Dropped(DropCause::StagePanic, e)),
             Err(p) => {
@@ -354,27 +387,75 @@ impl Worker {
             }
         };
         self.metrics.set_live_tracks(self.tracker.live_tracks());
-        let total = captured.elapsed();
+        Ok(Masked {
+            frame_id: frame.sequence,
+            timestamp: frame.timestamp,
+            width,
+            height,
+            pixels,
+            objects: masks.iter().map(|m| event_object(m, width, height)).collect(),
+            zones,
+            queue_ms,
+            inference_ms,
+            mask_ms,
+            clock,
+        })
+    }
+}
+
+/// Encode each masked frame and publish it to the sinks, on its own thread so the next frame's
+/// detection overlaps this one's encoding.
+fn output_loop(rx: Receiver<Masked>, mut sinks: Dispatcher, metrics: &Metrics, deadline: Duration, quality: u8) {
+    for m in rx {
+        let id = m.frame_id;
+        let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let t = Instant::now();
+            let mut jpeg = Vec::with_capacity(m.pixels.len() / 8);
+            JpegEncoder::new_with_quality(&mut jpeg, quality)
+                .encode(&m.pixels, m.width, m.height, image::ExtendedColorType::Rgb8)
+                .map(|()| (jpeg, t.elapsed().as_secs_f64() * 1000.0))
+                .map_err(|e| format!("JPEG encoding: {e}"))
+        }));
+        let (jpeg, encode_ms) = match encoded {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                log_drop(metrics, id, Dropped(DropCause::StagePanic, e));
+                continue;
+            }
+            Err(p) => {
+                let why = format!("encoding panicked: {}", panic_message(p.as_ref()));
+                log_drop(metrics, id, Dropped(DropCause::StagePanic, why));
+                continue;
+            }
+        };
+        let total = m.clock.elapsed();
         if total > deadline {
-            return Err(Dropped(DropCause::Deadline, format!("redacted after {total:?}, past the deadline")));
+            log_drop(metrics, id, Dropped(DropCause::Deadline, format!("redacted after {total:?}, past the deadline")));
+            continue;
         }
         let total_ms = total.as_secs_f64() * 1000.0;
         let event = FrameEvent {
-            frame_id: frame.sequence,
-            timestamp_ms: frame.timestamp.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-            width,
-            height,
-            objects: masks.iter().map(|m| event_object(m, width, height)).collect(),
-            zones,
-            timings: EventTimings { queue_ms, inference_ms, mask_ms, encode_ms, total_ms },
+            frame_id: id,
+            timestamp_ms: m.timestamp.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            width: m.width,
+            height: m.height,
+            objects: m.objects,
+            zones: m.zones,
+            timings: EventTimings {
+                queue_ms: m.queue_ms,
+                inference_ms: m.inference_ms,
+                mask_ms: m.mask_ms,
+                encode_ms,
+                total_ms,
+            },
         };
-        let failed = self.sinks.publish(&RedactedFrame::new(event, jpeg));
+        let failed = sinks.publish(&RedactedFrame::new(event, jpeg));
         for _ in 0..failed {
-            self.metrics.sink_error();
+            metrics.sink_error();
         }
-        self.metrics.frame_output(inference_ms, total_ms);
-        Ok(())
+        metrics.frame_output(m.inference_ms, total_ms);
     }
+    // Dropping the dispatcher flushes the sinks (the spool writes what it holds).
 }
 
 /// Mask tracked boxes and privacy zones in place; returns the number of zones drawn.
