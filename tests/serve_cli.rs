@@ -290,11 +290,34 @@ fn kill_9_mid_write_leaves_only_complete_files() {
     }
     // The next start clears interrupted writes and keeps rotating.
     let d = Daemon::start(&["--config", config.to_str().unwrap()]);
-    std::thread::sleep(Duration::from_millis(500));
+    let event = first_sse_frame_event(&d.addr);
+    assert_eq!((event["width"].as_u64(), event["height"].as_u64()), (Some(1280), Some(720)), "{event}");
+    assert!(event["objects"].is_array() && event["timings"]["total_ms"].as_f64().unwrap() > 0.0, "{event}");
     let leftovers = std::fs::read_dir(spool.join(".partial")).unwrap().count();
     drop(d);
     assert!(leftovers <= 1, "interrupted writes were not cleared: {leftovers}");
     assert!(jpegs(&spool).len() <= 40, "rotation by count");
+}
+
+/// The first `frame` event of `/api/v1/events`, parsed.
+fn first_sse_frame_event(addr: &str) -> serde_json::Value {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "event stream closed: {text}");
+        text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        if let Some(at) = text.find("event: frame\n") {
+            if let Some(data) = text[at..].lines().find_map(|l| l.strip_prefix("data: ")) {
+                if let Ok(v) = serde_json::from_str(data) {
+                    return v;
+                }
+            }
+        }
+    }
 }
 
 #[test]

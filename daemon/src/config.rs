@@ -314,6 +314,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_matches_the_defaults() {
+        let example: Config = toml::from_str(include_str!("../../veil.example.toml")).unwrap();
+        example.validate().unwrap();
+        let defaults = Config::default();
+        let as_toml = |c: &Config| toml::to_string(c).unwrap();
+        let mut example_no_camera = example.clone();
+        assert_eq!(example_no_camera.camera.take().unwrap().source, "/dev/video0");
+        assert_eq!(as_toml(&example_no_camera), as_toml(&defaults), "example and embedded defaults drifted apart");
+        let cam = example.camera.unwrap();
+        assert_eq!(toml::to_string(&cam).unwrap(), toml::to_string(&CameraConfig::default()).unwrap());
+    }
+
+    #[test]
     fn a_full_config_parses_and_bad_values_name_their_key() {
         let text = r#"
             [server]

@@ -69,7 +69,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            queue_depth: 2,
+            queue_depth: 1,
             deadline: Duration::from_secs(2),
             backpressure: Backpressure::DropOldest,
             pace: None,

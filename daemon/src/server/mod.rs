@@ -1,6 +1,8 @@
-//! The HTTP server of `veil serve` (axum on tokio): the live preview, pipeline status and health.
+//! The HTTP server of `veil serve` (axum on tokio): the live preview, per-frame events, pipeline
+//! status and health.
 //! Routes are grouped by API in submodules; they share one [`AppState`].
 
+mod events;
 mod preview;
 mod status;
 
@@ -33,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(status::health))
         .route("/api/v1/stream.mjpeg", get(preview::stream_mjpeg))
         .route("/api/v1/pipeline", get(status::pipeline))
+        .route("/api/v1/events", get(events::frame_events))
         .with_state(state)
 }
 
