@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::frame::{Frame, SourceError};
+use crate::pixel_format::decode_mjpeg;
 use crate::FrameSource;
 
 pub struct MjpegFile {
@@ -60,14 +61,10 @@ impl FrameSource for MjpegFile {
             }
             None => return Ok(None),
         };
-        let img = image::load_from_memory_with_format(&self.data[range], image::ImageFormat::Jpeg)
-            .map_err(|e| SourceError::Decode {
-                what: format!("{} frame {}", self.label, self.sequence),
-                reason: e.to_string(),
-            })?
-            .into_rgb8();
-        let (width, height) = img.dimensions();
-        let frame = Frame { rgb: img.into_raw(), width, height, sequence: self.sequence, timestamp: SystemTime::now() };
+        let mut rgb = Vec::new();
+        let what = format!("{} frame {}", self.label, self.sequence);
+        let (width, height) = decode_mjpeg(&self.data[range], &what, &mut rgb)?;
+        let frame = Frame { rgb, width, height, sequence: self.sequence, timestamp: SystemTime::now() };
         self.sequence += 1;
         Ok(Some(frame))
     }

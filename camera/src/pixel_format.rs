@@ -55,8 +55,68 @@ pub fn rgb24_to_rgb(src: &[u8], width: u32, height: u32, stride: usize, dst: &mu
     Ok(())
 }
 
-/// Decode one Motion-JPEG frame into packed RGB8; returns its size.
+/// The standard Huffman tables (JPEG Annex K) as DHT segments. UVC cameras leave them out of
+/// MJPEG frames and expect them implied; the `image` encoder writes exactly these, so they are
+/// taken from one tiny encoded image instead of being spelled out here.
+fn standard_huffman_segments() -> &'static [u8] {
+    static TABLES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut jpeg = Vec::new();
+        let pixels = [128u8; 8 * 8 * 3];
+        let encoded = image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode(&pixels, 8, 8, image::ExtendedColorType::Rgb8);
+        let mut tables = Vec::new();
+        if encoded.is_ok() {
+            for (marker, segment) in segments(&jpeg) {
+                if marker == 0xC4 {
+                    tables.extend_from_slice(segment);
+                }
+            }
+        }
+        tables
+    })
+}
+
+/// The marker segments of a JPEG header up to (not including) the start of scan: (marker, bytes
+/// of the whole segment including its FF xx prefix).
+fn segments(jpeg: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut out = Vec::new();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
+        let marker = jpeg[i + 1];
+        if marker == 0xDA {
+            break;
+        }
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        let end = (i + 2 + len).min(jpeg.len());
+        out.push((marker, &jpeg[i..end]));
+        i = end;
+    }
+    out
+}
+
+/// `data` with the standard Huffman tables inserted before the scan, if it has none.
+fn with_huffman_tables(data: &[u8]) -> Option<Vec<u8>> {
+    if data.len() < 4 || data[..2] != [0xFF, 0xD8] {
+        return None;
+    }
+    let segs = segments(data);
+    if segs.iter().any(|(m, _)| *m == 0xC4) {
+        return None;
+    }
+    let header_len: usize = 2 + segs.iter().map(|(_, s)| s.len()).sum::<usize>();
+    let tables = standard_huffman_segments();
+    let mut out = Vec::with_capacity(data.len() + tables.len());
+    out.extend_from_slice(&data[..header_len]);
+    out.extend_from_slice(tables);
+    out.extend_from_slice(&data[header_len..]);
+    Some(out)
+}
+
+/// Decode one Motion-JPEG frame into packed RGB8; returns its size. Frames without Huffman
+/// tables (most UVC webcams) get the standard ones.
 pub fn decode_mjpeg(data: &[u8], what: &str, dst: &mut Vec<u8>) -> Result<(u32, u32), SourceError> {
+    let completed = with_huffman_tables(data);
+    let data = completed.as_deref().unwrap_or(data);
     let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
         .map_err(|e| SourceError::Decode { what: what.to_string(), reason: e.to_string() })?
         .into_rgb8();

@@ -1,5 +1,6 @@
 //! V4L2 capture through the `v4l` crate: device by path or card name, format negotiation
-//! (MJPEG, YUYV, RGB24, converted to RGB here), resolution and frame rate, MMAP streaming.
+//! (MJPEG, YUYV, RGB24, converted to RGB here), resolution and frame rate, MMAP streaming,
+//! frames stamped with the driver's capture time.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -264,7 +265,7 @@ impl FrameSource for V4l2Source {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         let n = self.negotiated;
         let (buf, meta) = self.stream.next().map_err(|e| SourceError::Disconnected(format!("{}: {e}", self.label)))?;
-        let timestamp = SystemTime::now();
+        let timestamp = driver_time(meta.timestamp.sec as i64, meta.timestamp.usec as i64).unwrap_or_else(SystemTime::now);
         if let Some(last) = self.last_driver_sequence {
             self.skipped_by_driver += meta.sequence.wrapping_sub(last).saturating_sub(1) as u64;
         }
@@ -290,6 +291,26 @@ impl FrameSource for V4l2Source {
         self.sequence += 1;
         Ok(Some(frame))
     }
+}
+
+/// The wall-clock time of a driver timestamp on the monotonic clock (what UVC and most V4L2
+/// drivers stamp buffers with); `None` if it is unset or does not look monotonic.
+fn driver_time(sec: i64, usec: i64) -> Option<SystemTime> {
+    if sec <= 0 && usec <= 0 {
+        return None;
+    }
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer we pass.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return None;
+    }
+    let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+    let stamped = Duration::new(sec as u64, (usec.clamp(0, 999_999) * 1000) as u32);
+    let age = now.checked_sub(stamped)?;
+    if age > Duration::from_secs(10) {
+        return None;
+    }
+    SystemTime::now().checked_sub(age)
 }
 
 /// Whether `path` names an existing V4L2-looking device node (for config validation).

@@ -47,3 +47,41 @@ fn mjpeg_stream_splits_into_frames_and_drops_a_truncated_tail() {
     assert!(src.next_frame().unwrap().is_none(), "a half frame is not a frame");
     assert!(MjpegFile::from_bytes(b"no jpeg here".to_vec(), "x".into(), false).is_err());
 }
+
+/// Remove every DHT (Huffman table) segment, as many UVC webcams send MJPEG frames.
+fn strip_huffman_tables(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() {
+        let marker = jpeg[i + 1];
+        if marker == 0xDA {
+            out.extend_from_slice(&jpeg[i..]);
+            break;
+        }
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        if marker != 0xC4 {
+            out.extend_from_slice(&jpeg[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    out
+}
+
+#[test]
+fn mjpeg_decoding_matches_the_reference_and_accepts_frames_without_huffman_tables() {
+    // Reference: the fixture photo's pixels; a camera-like JPEG of it at quality 95 must decode
+    // to within a couple of levels, with or without its Huffman tables.
+    let reference = image::open(fixtures().join("astronaut.png")).unwrap().into_rgb8();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95).encode_image(&reference).unwrap();
+    let bare = strip_huffman_tables(&jpeg);
+    assert!(bare.len() < jpeg.len(), "the encoder wrote Huffman tables to strip");
+    for (what, data) in [("with tables", &jpeg), ("without tables", &bare)] {
+        let mut rgb = Vec::new();
+        let (w, h) = veil_camera::decode_mjpeg(data, what, &mut rgb).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!((w, h), reference.dimensions());
+        let mae: f64 = rgb.iter().zip(reference.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
+            / rgb.len() as f64;
+        assert!(mae < 2.5, "{what}: mean abs error {mae}");
+    }
+}

@@ -210,3 +210,53 @@ fn a_detector_that_keeps_hanging_is_declared_broken_and_nothing_leaks() {
     assert_eq!(metrics.dropped_count(DropCause::Deadline), 3, "three hangs, then the stage is broken");
     assert_eq!(metrics.dropped_count(DropCause::DetectorError), 9);
 }
+
+#[test]
+fn privacy_zones_are_masked_in_every_output_frame() {
+    // A zone over the left quarter of the frame, which holds no face.
+    let config = PipelineConfig {
+        backpressure: Backpressure::Block,
+        style: solid_black(),
+        zones: vec![vec![(0.0, 0.0), (0.25, 0.0), (0.25, 1.0), (0.0, 1.0)]],
+        ..PipelineConfig::default()
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    struct ZoneSink(Arc<Mutex<Vec<(usize, f64, f64)>>>);
+    impl Sink for ZoneSink {
+        fn name(&self) -> &'static str {
+            "zone"
+        }
+        fn publish(&mut self, frame: &RedactedFrame) -> Result<(), SinkError> {
+            let img = image::load_from_memory(frame.jpeg()).unwrap().into_rgb8();
+            let mean = |x0: u32, x1: u32| {
+                let mut sum = 0.0;
+                for y in 0..H {
+                    for x in x0..x1 {
+                        sum += img.get_pixel(x, y).0[1] as f64;
+                    }
+                }
+                sum / ((x1 - x0) * H) as f64
+            };
+            self.0.lock().unwrap().push((frame.event().zones, mean(1, W / 4 - 2), mean(W / 4 + 2, W / 4 + 10)));
+            Ok(())
+        }
+    }
+    let mut sinks = Dispatcher::default();
+    sinks.add(Box::new(ZoneSink(seen.clone())));
+    let pipeline = Pipeline::start(
+        Box::new(NumberedFrames { next: 0, count: 4 }),
+        Arc::new(FaultyDetector::new(vec![], Duration::ZERO)),
+        config,
+        sinks,
+        Arc::new(StopSignal::default()),
+    )
+    .unwrap();
+    pipeline.wait();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 4);
+    for (zones, inside, outside) in seen.iter() {
+        assert_eq!(*zones, 1);
+        assert!(*inside < 10.0, "zone not masked: mean {inside}");
+        assert!((*outside - 128.0).abs() < 10.0, "outside the zone changed: mean {outside}");
+    }
+}
