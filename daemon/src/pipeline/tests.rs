@@ -90,7 +90,8 @@ impl Detector for FaultyDetector {
         let mut bbox = BBox { x1: fx as f32, y1: fy as f32, x2: (fx + side) as f32, y2: (fy + side) as f32 };
         match self.faults.iter().find(|(f, _)| *f == id).map(|(_, k)| *k) {
             Some(Fault::Fail) => return Err(DetectError::Inference("injected failure".into())),
-            Some(Fault::Hang) => std::thread::sleep(Duration::from_secs(3)),
+            // Long enough to be a hang under any load; the abandoned thread never holds up the test.
+            Some(Fault::Hang) => std::thread::sleep(Duration::from_secs(30)),
             Some(Fault::Panic) => panic!("injected detector panic on frame {id}"),
             Some(Fault::NotANumber) => bbox.x2 = f32::NAN,
             None => {}
@@ -159,7 +160,7 @@ fn faulty_frames_never_reach_a_sink_and_every_output_is_masked() {
     });
     let config = PipelineConfig {
         backpressure: Backpressure::Block,
-        deadline: Duration::from_millis(800),
+        deadline: Duration::from_millis(2500),
         style: solid_black(),
         fault_hook: Some(hook),
         ..PipelineConfig::default()
