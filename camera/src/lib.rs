@@ -25,4 +25,9 @@ pub trait FrameSource: Send {
     fn describe(&self) -> String;
 
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
+
+    /// Frames the device produced but never delivered (its buffers were full), so far.
+    fn skipped_frames(&self) -> u64 {
+        0
+    }
 }

@@ -22,6 +22,10 @@ pub struct Reconnecting {
     next_sequence: u64,
     losses: u64,
     reopens: u64,
+    /// Frames delivered by the current session; a session that ends without any backs off.
+    session_frames: u64,
+    /// Skipped frames of earlier sessions.
+    skipped_before: u64,
 }
 
 impl Reconnecting {
@@ -38,6 +42,8 @@ impl Reconnecting {
             next_sequence: 0,
             losses: 0,
             reopens: 0,
+            session_frames: 0,
+            skipped_before: 0,
         }
     }
 
@@ -77,6 +83,10 @@ impl FrameSource for Reconnecting {
         }
     }
 
+    fn skipped_frames(&self) -> u64 {
+        self.skipped_before + self.current.as_ref().map_or(0, |s| s.skipped_frames())
+    }
+
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         if self.current.is_none() {
             match (self.open)() {
@@ -85,6 +95,7 @@ impl FrameSource for Reconnecting {
                         self.reopens += 1;
                     }
                     self.current = Some(source);
+                    self.session_frames = 0;
                 }
                 Err(e) => {
                     self.back_off();
@@ -96,14 +107,20 @@ impl FrameSource for Reconnecting {
         match source.next_frame() {
             Ok(Some(mut frame)) => {
                 self.delay = self.min_delay;
+                self.session_frames += 1;
                 frame.sequence = self.next_sequence;
                 self.next_sequence += 1;
                 Ok(Some(frame))
             }
             Ok(None) => Ok(None),
             Err(e) if e.is_transient() => {
+                self.skipped_before += source.skipped_frames();
                 self.current = None;
                 self.losses += 1;
+                if self.session_frames == 0 {
+                    // Opens but fails at once (EIO, no bandwidth): do not reopen in a tight loop.
+                    self.back_off();
+                }
                 Err(e)
             }
             Err(e) => Err(e),
@@ -188,5 +205,35 @@ mod tests {
         }
         assert_eq!(*slept.lock().unwrap().last().unwrap(), Duration::from_secs(1));
         assert!(!source.is_connected());
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    struct FailsAtOnce;
+
+    impl FrameSource for FailsAtOnce {
+        fn describe(&self) -> String {
+            "fails".into()
+        }
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            Err(SourceError::Disconnected("EIO".into()))
+        }
+    }
+
+    #[test]
+    fn a_device_that_opens_but_never_delivers_is_not_reopened_in_a_tight_loop() {
+        let slept = Arc::new(Mutex::new(Vec::new()));
+        let s = slept.clone();
+        let open: Opener = Box::new(|| Ok(Box::new(FailsAtOnce)));
+        let mut source = Reconnecting::new("eio".into(), open, Box::new(move |d| s.lock().unwrap().push(d)));
+        for _ in 0..4 {
+            assert!(source.next_frame().is_err());
+        }
+        assert_eq!(*slept.lock().unwrap(), [100, 200, 400, 800].map(Duration::from_millis));
     }
 }

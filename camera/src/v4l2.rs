@@ -262,6 +262,10 @@ impl FrameSource for V4l2Source {
         format!("v4l2:{} {:?} {}x{} @ {:.1} fps", self.label, n.format, n.width, n.height, n.fps)
     }
 
+    fn skipped_frames(&self) -> u64 {
+        self.skipped_by_driver
+    }
+
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         let n = self.negotiated;
         let (buf, meta) = self.stream.next().map_err(|e| SourceError::Disconnected(format!("{}: {e}", self.label)))?;

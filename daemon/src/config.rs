@@ -211,6 +211,13 @@ impl Config {
             if zone.points.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
                 anyhow::bail!("privacy_zone {i} ({}): points are fractions of the frame, 0..1", zone.name);
             }
+            let span = |k: usize| {
+                let v = zone.points.iter().map(|p| p[k]);
+                v.clone().fold(f32::MIN, f32::max) - v.fold(f32::MAX, f32::min)
+            };
+            if span(0) <= 0.0 || span(1) <= 0.0 {
+                anyhow::bail!("privacy_zone {i} ({}): the points enclose no area", zone.name);
+            }
         }
         if let Some(cam) = &self.camera {
             if cam.fps == Some(0) || cam.fps.is_some_and(|f| f > 1000) {
@@ -227,8 +234,11 @@ impl Config {
         if !(1..=100).contains(&self.spool.quality) {
             anyhow::bail!("spool.quality must be within 1..100");
         }
-        if self.preview.max_fps <= 0.0 {
-            anyhow::bail!("preview.max_fps must be positive");
+        if !(0.1..=120.0).contains(&self.preview.max_fps) {
+            anyhow::bail!("preview.max_fps must be within 0.1..120");
+        }
+        if !(0.0..=1e6).contains(&self.spool.max_age_hours) {
+            anyhow::bail!("spool.max_age_hours must be within 0..1000000 (0 = no age limit)");
         }
         self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
         Ok(())
@@ -351,6 +361,12 @@ mod tests {
         let bad = text.replace("[0.3, 0.4]", "[1.3, 0.4]");
         let err = toml::from_str::<Config>(&bad).unwrap().validate().unwrap_err().to_string();
         assert!(err.contains("privacy_zone 0"), "{err}");
+        let flat = text.replace("[0.3, 0.4]", "[0.2, 0.1]");
+        let err = toml::from_str::<Config>(&flat).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("no area"), "{err}");
+        for bad in ["[preview]\nmax_fps = nan", "[preview]\nmax_fps = 1e-30", "[spool]\nmax_age_hours = inf"] {
+            assert!(toml::from_str::<Config>(bad).unwrap().validate().is_err(), "{bad}");
+        }
         assert!(toml::from_str::<Config>("[camera]\nsorce = \"x\"").is_err(), "unknown keys are refused");
         let err = toml::from_str::<Config>("[redact]\nmethod = \"smudge\"").unwrap().validate().unwrap_err();
         assert!(err.to_string().contains("smudge"));

@@ -27,21 +27,23 @@ impl Polygon {
         &self.bounds
     }
 
-    /// Even-odd rule at one point.
+    /// Nonzero winding rule at one point: parts of a self-crossing outline, or an outline traced
+    /// twice, count as inside (the even-odd rule would leave them unmasked).
     fn contains(&self, px: f32, py: f32) -> bool {
-        let mut inside = false;
+        let mut winding = 0i32;
         let n = self.points.len();
         for i in 0..n {
             let (xa, ya) = self.points[i];
             let (xb, yb) = self.points[(i + 1) % n];
-            if (ya > py) != (yb > py) {
-                let x = xa + (py - ya) / (yb - ya) * (xb - xa);
-                if px < x {
-                    inside = !inside;
-                }
+            // Which side of the edge a-b the point lies on (> 0: left).
+            let side = (xb - xa) * (py - ya) - (px - xa) * (yb - ya);
+            if ya <= py && yb > py && side > 0.0 {
+                winding += 1;
+            } else if ya > py && yb <= py && side < 0.0 {
+                winding -= 1;
             }
         }
-        inside
+        winding != 0
     }
 
     /// Whether the pixel at column `x`, row `y` (frame coordinates) overlaps the polygon: its

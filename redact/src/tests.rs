@@ -217,3 +217,22 @@ fn polygon_zone_catches_a_sliver_thinner_than_a_pixel() {
     let i = ((10 * w + 9) * 3) as usize;
     assert_eq!(&data[i..i + 3], &[0, 0, 0]);
 }
+
+#[test]
+fn a_self_crossing_zone_masks_its_overlap_too() {
+    // A pentagram: its centre is wound twice (even-odd would call it outside).
+    let (w, h) = (60u32, 60u32);
+    let mut data = vec![200u8; (w * h * 3) as usize];
+    let style = MaskStyle { method: Method::Solid { color: [0, 0, 0] }, ..MaskStyle::default() };
+    let star: Vec<(f32, f32)> = (0..5)
+        .map(|k| {
+            let a = std::f32::consts::PI * (-0.5 + 0.8 * k as f32);
+            (30.0 + 25.0 * a.cos(), 30.0 + 25.0 * a.sin())
+        })
+        .collect();
+    let mut frame = RgbFrame::new(&mut data, w, h).unwrap();
+    redact_polygon(&mut frame, &star, &style);
+    let i = ((30 * w + 30) * 3) as usize;
+    assert_eq!(&data[i..i + 3], &[0, 0, 0], "the pentagram's centre");
+    assert_eq!(&data[0..3], &[200, 200, 200], "a corner far outside");
+}

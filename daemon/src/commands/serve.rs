@@ -10,7 +10,10 @@ use tokio::sync::watch;
 use crate::capture::open_source;
 use crate::cli::ServeCmd;
 use crate::config::{CameraConfig, Config};
-use crate::pipeline::{Pipeline, PipelineConfig, StopSignal};
+use crate::pipeline::{Backpressure, Pipeline, PipelineConfig, StopSignal};
+
+/// The smallest per-frame deadline of a file replay that processes every frame.
+const REPLAY_DEADLINE: Duration = Duration::from_secs(60);
 use crate::server::{self, AppState};
 use crate::sinks::events::EventStream;
 use crate::sinks::preview::PreviewFeed;
@@ -74,6 +77,7 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
         metrics: pipeline.as_ref().map(|p| p.metrics()),
         backend,
         preview_interval: Duration::from_secs_f64(1.0 / config.preview.max_fps),
+        preview_enabled: config.preview.enabled && config.camera.is_some(),
         shutdown: shutdown_rx.clone(),
     };
     let listen = config.server.listen.clone();
@@ -130,7 +134,12 @@ fn start_pipeline(
     sinks.add(events.sink());
     let pipeline_config = PipelineConfig {
         queue_depth: cam.queue_depth,
-        deadline: cam.deadline(),
+        // A replay has no live latency to protect: it only needs to catch a hung detector, and
+        // must not drop a frame because the first one of a new size builds a plan.
+        deadline: match plan.backpressure {
+            Backpressure::Block => cam.deadline().max(REPLAY_DEADLINE),
+            Backpressure::DropOldest => cam.deadline(),
+        },
         backpressure: plan.backpressure,
         pace: plan.pace,
         params: config.detect_params()?,
@@ -140,6 +149,18 @@ fn start_pipeline(
         jpeg_quality: config.spool.quality,
         ..PipelineConfig::default()
     };
+    if plan.backpressure == Backpressure::DropOldest {
+        // Build the inference plan for the camera's size now, not on the first live frames
+        // (which would miss their deadline while it builds).
+        let blank = vec![0u8; cam.width as usize * cam.height as usize * 3];
+        if let Ok(image) = veil_models::RgbImage::new(&blank, cam.width, cam.height) {
+            let t = std::time::Instant::now();
+            if let Err(e) = detector.detect(&image, &pipeline_config.params) {
+                anyhow::bail!("detector warm-up at {}x{} failed: {e}", cam.width, cam.height);
+            }
+            eprintln!("veil: detector ready for {}x{} in {:.1} s", cam.width, cam.height, t.elapsed().as_secs_f64());
+        }
+    }
     eprintln!("veil: source {}", plan.source.describe());
     Ok(Pipeline::start(plan.source, detector, pipeline_config, sinks, stop)?)
 }

@@ -1,9 +1,10 @@
 //! Detection with a deadline, on its own thread: a detector that errors, panics or hangs fails
-//! that frame only. A hung worker is abandoned (its late answer is ignored) and a fresh one
-//! takes the next frame; after too many hangs the stage reports itself broken.
+//! that frame only. A late worker is abandoned (its answer is ignored) and a fresh one takes the
+//! next frame; while too many abandoned workers are still stuck, the stage reports itself broken.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ impl std::fmt::Display for StageFailure {
             StageFailure::Error(e) => write!(f, "detector error: {e}"),
             StageFailure::Panic(e) => write!(f, "detector panicked: {e}"),
             StageFailure::Timeout => write!(f, "detection missed the frame deadline"),
-            StageFailure::Broken => write!(f, "detector hung too often; stage stopped"),
+            StageFailure::Broken => write!(f, "too many detector threads are stuck; frames are dropped until they return"),
         }
     }
 }
@@ -42,6 +43,8 @@ type Answer = (u64, Result<DetectOutput, StageFailure>);
 struct Worker {
     jobs: Sender<Job>,
     answers: Receiver<Answer>,
+    /// Set when the stage gives up on this worker; the thread then leaves `stuck` on finishing.
+    abandoned: Arc<AtomicBool>,
 }
 
 pub struct DetectStage {
@@ -49,8 +52,9 @@ pub struct DetectStage {
     params: DetectParams,
     worker: Option<Worker>,
     next_id: u64,
-    abandoned: usize,
-    max_abandoned: usize,
+    /// Abandoned workers whose detect call has not returned yet.
+    stuck: Arc<AtomicUsize>,
+    max_stuck: usize,
 }
 
 /// Text of a panic payload.
@@ -62,9 +66,11 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn spawn_worker(detector: Arc<dyn Detector>, params: DetectParams) -> std::io::Result<Worker> {
+fn spawn_worker(detector: Arc<dyn Detector>, params: DetectParams, stuck: Arc<AtomicUsize>) -> std::io::Result<Worker> {
     let (jobs, job_rx) = mpsc::channel::<Job>();
     let (answer_tx, answers) = mpsc::channel::<Answer>();
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let flag = abandoned.clone();
     std::thread::Builder::new().name("veil-detect".into()).spawn(move || {
         for job in job_rx {
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -76,22 +82,27 @@ fn spawn_worker(detector: Arc<dyn Detector>, params: DetectParams) -> std::io::R
                 Ok(Err(e)) => Err(StageFailure::Error(e)),
                 Err(p) => Err(StageFailure::Panic(panic_message(p.as_ref()))),
             };
-            if answer_tx.send((job.id, result)).is_err() {
+            if flag.load(Ordering::SeqCst) || answer_tx.send((job.id, result)).is_err() {
                 break; // abandoned: nobody is waiting any more
             }
         }
+        // Abandoned (possibly just after answering): no longer stuck.
+        if flag.load(Ordering::SeqCst) {
+            stuck.fetch_sub(1, Ordering::SeqCst);
+        }
     })?;
-    Ok(Worker { jobs, answers })
+    Ok(Worker { jobs, answers, abandoned })
 }
 
 impl DetectStage {
-    /// `max_abandoned`: hung workers tolerated before the stage reports [`StageFailure::Broken`].
-    pub fn new(detector: Arc<dyn Detector>, params: DetectParams, max_abandoned: usize) -> Self {
-        Self { detector, params, worker: None, next_id: 0, abandoned: 0, max_abandoned }
+    /// `max_stuck`: abandoned workers still stuck in the detector that are tolerated before the
+    /// stage reports [`StageFailure::Broken`] (it recovers when they return).
+    pub fn new(detector: Arc<dyn Detector>, params: DetectParams, max_stuck: usize) -> Self {
+        Self { detector, params, worker: None, next_id: 0, stuck: Arc::new(AtomicUsize::new(0)), max_stuck }
     }
 
-    pub fn abandoned_workers(&self) -> usize {
-        self.abandoned
+    pub fn stuck_workers(&self) -> usize {
+        self.stuck.load(Ordering::SeqCst)
     }
 
     /// Detect in one frame, waiting at most `timeout`.
@@ -102,11 +113,11 @@ impl DetectStage {
         height: u32,
         timeout: Duration,
     ) -> Result<DetectOutput, StageFailure> {
-        if self.abandoned > self.max_abandoned {
+        if self.stuck_workers() > self.max_stuck {
             return Err(StageFailure::Broken);
         }
         if self.worker.is_none() {
-            let w = spawn_worker(self.detector.clone(), self.params.clone())
+            let w = spawn_worker(self.detector.clone(), self.params, self.stuck.clone())
                 .map_err(|e| StageFailure::Error(format!("cannot start a detection thread: {e}")))?;
             self.worker = Some(w);
         }
@@ -122,9 +133,10 @@ impl DetectStage {
                 Ok((answer_id, result)) if answer_id == id => return result,
                 Ok(_) => continue, // a stale answer for an earlier job: ignore
                 Err(RecvTimeoutError::Timeout) => {
-                    // Abandon the stuck thread; it exits when it next tries to answer.
+                    // Abandon the late thread; it leaves `stuck` and exits when detect returns.
+                    self.stuck.fetch_add(1, Ordering::SeqCst);
+                    worker.abandoned.store(true, Ordering::SeqCst);
                     self.worker = None;
-                    self.abandoned += 1;
                     return Err(StageFailure::Timeout);
                 }
                 Err(RecvTimeoutError::Disconnected) => {

@@ -38,13 +38,17 @@ impl FrameQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Add a frame; if full, drop the oldest waiting one and return it (to be counted).
-    pub fn push_dropping_oldest(&self, item: Queued) -> Option<Queued> {
+    /// Add a frame; if full, drop the oldest waiting one and return it (to be counted). Once
+    /// closed, the frame itself is handed back as `Err`.
+    pub fn push_dropping_oldest(&self, item: Queued) -> Result<Option<Queued>, Queued> {
         let mut s = self.lock();
+        if s.closed {
+            return Err(item);
+        }
         let dropped = if s.items.len() >= self.capacity { s.items.pop_front() } else { None };
         s.items.push_back(item);
         self.changed.notify_all();
-        dropped
+        Ok(dropped)
     }
 
     /// Add a frame, waiting while the queue is full. Returns the frame back if the queue closed.
@@ -120,14 +124,15 @@ mod tests {
     #[test]
     fn full_queue_drops_the_oldest_frame() {
         let q = FrameQueue::new(2);
-        assert!(q.push_dropping_oldest(item(0)).is_none());
-        assert!(q.push_dropping_oldest(item(1)).is_none());
-        assert_eq!(q.push_dropping_oldest(item(2)).unwrap().frame.sequence, 0);
+        assert!(q.push_dropping_oldest(item(0)).ok().unwrap().is_none());
+        assert!(q.push_dropping_oldest(item(1)).ok().unwrap().is_none());
+        assert_eq!(q.push_dropping_oldest(item(2)).ok().unwrap().unwrap().frame.sequence, 0);
         assert_eq!(q.depth(), 2);
         assert_eq!(q.pop(Duration::ZERO).unwrap().unwrap().frame.sequence, 1);
         q.close();
         assert_eq!(q.pop(Duration::ZERO).unwrap().unwrap().frame.sequence, 2);
         assert!(q.pop(Duration::ZERO).unwrap().is_none());
+        assert!(q.push_dropping_oldest(item(3)).is_err(), "a closed queue refuses frames");
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub struct PipelineConfig {
     /// Privacy zones, polygons in fractions of the frame.
     pub zones: Vec<Vec<(f32, f32)>>,
     pub jpeg_quality: u8,
-    /// Hung detector threads tolerated before the detector counts as broken.
+    /// Detector threads still stuck past their deadline that are tolerated before every frame
+    /// is dropped as broken (until they return).
     pub max_hung_detectors: usize,
     pub fault_hook: Option<FaultHook>,
 }
@@ -213,6 +214,7 @@ fn capture_loop(
 ) {
     let mut next_tick = Instant::now();
     let mut consecutive_errors = 0u32;
+    let mut skipped_seen = 0u64;
     while !stop.is_stopped() {
         if let Some(pace) = config.pace {
             let now = Instant::now();
@@ -227,17 +229,22 @@ fn capture_loop(
                 consecutive_errors = 0;
                 metrics.frame_captured();
                 let item = Queued { frame, captured: Instant::now() };
-                match config.backpressure {
-                    Backpressure::DropOldest => {
-                        if queue.push_dropping_oldest(item).is_some() {
+                let pushed = match config.backpressure {
+                    Backpressure::DropOldest => queue.push_dropping_oldest(item).map(|dropped| {
+                        if dropped.is_some() {
                             metrics.dropped(DropCause::QueueFull, 1);
                         }
-                    }
-                    Backpressure::Block => {
-                        if queue.push_blocking(item).is_err() {
-                            break; // closed: shutting down
-                        }
-                    }
+                    }),
+                    Backpressure::Block => queue.push_blocking(item),
+                };
+                if pushed.is_err() {
+                    metrics.dropped(DropCause::Shutdown, 1); // closed: shutting down
+                    break;
+                }
+                let skipped = source.skipped_frames();
+                if skipped > skipped_seen {
+                    metrics.dropped(DropCause::CameraSkipped, skipped - skipped_seen);
+                    skipped_seen = skipped;
                 }
                 metrics.set_queue_depth(queue.depth());
             }

@@ -11,6 +11,10 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 
 pub async fn frame_events(State(state): State<AppState>) -> Response {
+    if state.metrics.is_none() {
+        let body = serde_json::json!({"error": "no camera configured: events need a [camera] source"});
+        return (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
     let rx = state.events.subscribe();
     let shutdown = state.shutdown.clone();
     let stream = futures_util::stream::unfold((rx, shutdown), |(mut rx, mut shutdown)| async move {

@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Option<Arc<Metrics>>,
     pub backend: Arc<veil_models::BackendInfo>,
     pub preview_interval: Duration,
+    /// Whether the preview sink is wired to the pipeline (`preview.enabled` and a camera).
+    pub preview_enabled: bool,
     /// Flips to `true` on shutdown, ending long-lived responses such as the preview stream.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -51,12 +53,17 @@ pub async fn serve(
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = signal.wait_for(|s| *s).await;
     });
-    let server = tokio::spawn(async move { server.await });
-    let _ = shutdown.wait_for(|s| *s).await;
-    match tokio::time::timeout(grace, server).await {
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        // The server stops by itself only on an accept error.
+        joined = &mut server => return joined.map_err(std::io::Error::other)?,
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
         Ok(joined) => joined.map_err(std::io::Error::other)?,
         Err(_) => {
             tracing::warn!("in-flight requests still running after {grace:?}; closing them");
+            server.abort();
             Ok(())
         }
     }

@@ -26,8 +26,8 @@ fn part(frame_id: u64, jpeg: &[u8]) -> Bytes {
 }
 
 pub async fn stream_mjpeg(State(state): State<AppState>) -> Response {
-    if state.metrics.is_none() {
-        let body = serde_json::json!({"error": "no camera configured: the preview needs a [camera] source"});
+    if !state.preview_enabled {
+        let body = serde_json::json!({"error": "no preview: it needs a [camera] source and preview.enabled = true"});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     let rx = state.preview.subscribe();
@@ -45,8 +45,10 @@ pub async fn stream_mjpeg(State(state): State<AppState>) -> Response {
                     if let Some(at) = last_sent {
                         let due = at + interval;
                         if due > Instant::now() {
-                            tokio::time::sleep_until(due.into()).await;
-                            continue; // take the newest frame after the wait
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(due.into()) => continue, // then take the newest frame
+                                _ = shutdown.changed() => return None,
+                            }
                         }
                     }
                     let bytes = part(img.frame_id, &img.jpeg);

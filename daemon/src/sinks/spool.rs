@@ -131,6 +131,8 @@ pub struct SpoolSink {
     tx: Option<SyncSender<RedactedFrame>>,
     writer: Option<std::thread::JoinHandle<()>>,
     errors: Arc<std::sync::atomic::AtomicU64>,
+    /// Write errors already reported through `publish`.
+    reported: u64,
 }
 
 impl SpoolSink {
@@ -140,7 +142,7 @@ impl SpoolSink {
         let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let e2 = errors.clone();
         let writer = std::thread::Builder::new().name("veil-spool".into()).spawn(move || writer_loop(spool, rx, e2))?;
-        Ok(Self { tx: Some(tx), writer: Some(writer), errors })
+        Ok(Self { tx: Some(tx), writer: Some(writer), errors, reported: 0 })
     }
 
     /// Write errors so far.
@@ -172,6 +174,14 @@ impl Sink for SpoolSink {
     }
 
     fn publish(&mut self, frame: &RedactedFrame) -> Result<(), SinkError> {
+        // Writes happen on the writer thread: report its failures with the next frame.
+        let errors = self.errors();
+        if errors > self.reported {
+            let new = errors - self.reported;
+            self.reported = errors;
+            let _ = self.tx.as_ref().map(|tx| tx.try_send(frame.clone()));
+            return Err(SinkError::Io(format!("{new} earlier spool write(s) failed (disk full or not writable?)")));
+        }
         let tx = self.tx.as_ref().ok_or_else(|| SinkError::Io("spool closed".into()))?;
         match tx.try_send(frame.clone()) {
             Ok(()) => Ok(()),
