@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: camera pipeline (with a [camera] source) and the HTTP API.
     Serve(ServeCmd),
+    /// Create, list or revoke API keys.
+    Keys(KeysCmd),
     /// Detect faces in images and print JSON (one object per image; an array for several).
     Detect(DetectCmd),
     /// Redact faces in images or directories (recursive) into OUT.
@@ -96,6 +98,34 @@ pub struct ServeCmd {
     /// Directory for redacted frames (overrides spool.dir).
     #[arg(long)]
     pub spool: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct KeysCmd {
+    #[command(subcommand)]
+    pub action: KeysAction,
+    /// Config file whose state directory holds the keys.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// State directory (overrides the config's).
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysAction {
+    /// Make a key; it is printed once, alone on the last line of stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id or prefix.
+    Revoke { key: String },
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +270,7 @@ pub fn run() -> i32 {
         .init();
     let result = match cli.command {
         Command::Serve(c) => commands::serve::run(c),
+        Command::Keys(c) => commands::keys::run(c),
         Command::Detect(c) => commands::detect::run(c),
         Command::Redact(c) => commands::redact::run(c),
         Command::Models(c) => commands::models::run(c),

@@ -12,3 +12,4 @@ pub mod pipeline;
 pub mod redaction;
 pub mod server;
 pub mod sinks;
+pub mod store;

@@ -1,0 +1,41 @@
+//! `veil keys create|list|revoke`: API keys in the state directory's database. A new key is
+//! printed once, alone on the last line of stdout; only its hash is kept.
+
+use crate::cli::{KeysAction, KeysCmd};
+use crate::config::Config;
+use crate::store::Store;
+
+pub fn run(cmd: KeysCmd) -> anyhow::Result<i32> {
+    let mut config = match &cmd.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &cmd.state_dir {
+        config.server.state_dir = Some(dir.clone());
+    }
+    let store = Store::open(&config.state_dir())?;
+    match cmd.action {
+        KeysAction::Create { name } => {
+            let (record, key) = store.create_key(&name)?;
+            println!("created API key {} (id {}, prefix {}); it is shown only now:", record.name, record.id, record.prefix);
+            println!("{key}");
+        }
+        KeysAction::List { json } => {
+            let keys = store.list_keys()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!("{:<5} {:<10} {:<12} {:<12} name", "id", "prefix", "created", "revoked");
+                for k in keys {
+                    let revoked = k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+                    println!("{:<5} {:<10} {:<12} {:<12} {}", k.id, k.prefix, k.created_at, revoked, k.name);
+                }
+            }
+        }
+        KeysAction::Revoke { key } => {
+            let k = store.revoke_key(&key)?;
+            println!("revoked API key {} (id {}, prefix {})", k.name, k.id, k.prefix);
+        }
+    }
+    Ok(0)
+}
