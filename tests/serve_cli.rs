@@ -3,129 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
+use common::daemon::{create_key, Daemon};
 use common::*;
-
-/// A running `veil serve` on a free port; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: String,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("VEIL_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("veil serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("veil: listening on http://") {
-                    let _ = tx.send(addr.to_string());
-                }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("veil serve did not start: {}", log.lock().unwrap())
-        });
-        Daemon { child, addr, stderr: log }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
-        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, dechunk(&body))
-    }
-
-    fn pipeline(&self) -> serde_json::Value {
-        let (status, body) = self.get("/api/v1/pipeline");
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    /// Wait until the pipeline reports `frames_out >= n` and the source finished.
-    fn wait_processed(&self, n: u64) -> serde_json::Value {
-        let t = Instant::now();
-        loop {
-            let p = self.pipeline();
-            if p["frames_out"].as_u64().unwrap() + p["dropped_total"].as_u64().unwrap() >= n
-                && p["source"]["finished"] == true
-            {
-                return p;
-            }
-            assert!(t.elapsed() < Duration::from_secs(180), "not processed: {p}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        unsafe_kill(self.child.id(), "TERM");
-        let t = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                let log = self.stderr.lock().unwrap().clone();
-                return (status, log);
-            }
-            assert!(t.elapsed() < Duration::from_secs(20), "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn unsafe_kill(pid: u32, signal: &str) {
-    let ok = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap().success();
-    assert!(ok, "kill -{signal} {pid}");
-}
-
-fn dechunk(body: &str) -> String {
-    // Small JSON bodies come chunked or not; strip chunk-size lines if present.
-    let mut out = String::new();
-    let mut rest = body;
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else { return body.to_string() };
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { return body.to_string() };
-        if n == 0 {
-            return out;
-        }
-        if after.len() < n {
-            return body.to_string();
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-}
 
 fn jpegs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -139,10 +23,8 @@ fn jpegs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Read the first complete part of the MJPEG preview: (headers, jpeg bytes).
-fn first_preview_part(addr: &str) -> (String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET /api/v1/stream.mjpeg HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+fn first_preview_part(d: &Daemon) -> (String, Vec<u8>) {
+    let mut s = d.open_stream("/api/v1/stream.mjpeg");
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     loop {
@@ -208,14 +90,7 @@ fn serves_a_directory_spools_redacted_frames_and_streams_the_preview() {
     std::fs::copy(photo("group6.jpg"), input.join("b.jpg")).unwrap();
     let spool = tmp.path().join("spool");
     let state = tmp.path().join("state");
-    let d = Daemon::start(&[
-        "--source",
-        input.to_str().unwrap(),
-        "--spool",
-        spool.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let d = Daemon::start(&state, &["--source", input.to_str().unwrap(), "--spool", spool.to_str().unwrap()]);
     let p = d.wait_processed(2);
     assert_eq!(p["frames_out"], 2, "{p}");
     assert_eq!(p["dropped_total"], 0, "a replay processes every frame: {p}");
@@ -235,7 +110,7 @@ fn serves_a_directory_spools_redacted_frames_and_streams_the_preview() {
     assert_eq!(spooled.dimensions(), original.dimensions());
 
     // The preview serves the newest redacted frame: byte for byte the spooled JPEG.
-    let (head, jpeg) = first_preview_part(&d.addr);
+    let (head, jpeg) = first_preview_part(&d);
     assert!(head.contains("multipart/x-mixed-replace; boundary=veilframe"), "{head}");
     assert!(head.contains("X-Frame-Id: 1"), "{head}");
     assert_eq!(jpeg, std::fs::read(out).unwrap(), "preview bytes differ from the spooled redacted frame");
@@ -264,8 +139,10 @@ fn kill_9_mid_write_leaves_only_complete_files() {
         ),
     )
     .unwrap();
+    let state = tmp.path().join("state");
+    let key = create_key(&state, "e2e");
     for round in 0..3 {
-        let d = Daemon::start(&["--config", config.to_str().unwrap()]);
+        let d = Daemon::start_with_key(&state, key.clone(), &["--config", config.to_str().unwrap()]);
         // Let frames flow, then kill without warning at a moment the writer is likely busy.
         let t = Instant::now();
         while jpegs(&spool).len() < 3 + round {
@@ -273,7 +150,8 @@ fn kill_9_mid_write_leaves_only_complete_files() {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(137 * round as u64));
-        unsafe_kill(d.child.id(), "KILL");
+        let mut d = d;
+        d.kill9();
         drop(d);
         for f in jpegs(&spool) {
             let bytes = std::fs::read(&f).unwrap();
@@ -289,8 +167,8 @@ fn kill_9_mid_write_leaves_only_complete_files() {
         assert!(visible.iter().all(|n| n.ends_with(".jpg")), "stray files: {visible:?}");
     }
     // The next start clears interrupted writes and keeps rotating.
-    let d = Daemon::start(&["--config", config.to_str().unwrap()]);
-    let event = first_sse_frame_event(&d.addr);
+    let d = Daemon::start_with_key(&state, key, &["--config", config.to_str().unwrap()]);
+    let event = first_sse_frame_event(&d);
     assert_eq!((event["width"].as_u64(), event["height"].as_u64()), (Some(1280), Some(720)), "{event}");
     assert!(event["objects"].is_array() && event["timings"]["total_ms"].as_f64().unwrap() > 0.0, "{event}");
     let leftovers = std::fs::read_dir(spool.join(".partial")).unwrap().count();
@@ -300,10 +178,8 @@ fn kill_9_mid_write_leaves_only_complete_files() {
 }
 
 /// The first `frame` event of `/api/v1/events`, parsed.
-fn first_sse_frame_event(addr: &str) -> serde_json::Value {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+fn first_sse_frame_event(d: &Daemon) -> serde_json::Value {
+    let mut s = d.open_stream("/api/v1/events");
     let mut text = String::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -329,7 +205,8 @@ fn bad_config_and_missing_source_fail_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("camera.queue_depth"), "{out:?}");
     let missing = tmp.path().join("nope");
-    let out = veil(&["serve", "--source", missing.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let state = tmp.path().join("state");
+    let out = veil(&["serve", "--source", missing.to_str().unwrap(), "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file or directory"), "{out:?}");
 }

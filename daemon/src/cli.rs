@@ -118,6 +118,9 @@ pub enum KeysAction {
     Create {
         #[arg(long)]
         name: String,
+        /// The key may also manage keys over HTTP (`/api/v1/admin/keys`).
+        #[arg(long)]
+        admin: bool,
     },
     /// List keys (never the keys themselves).
     List {
@@ -240,9 +243,16 @@ pub struct BenchCmd {
     /// (or --sizes) and report sustained fps and latency.
     #[arg(long)]
     pub pipeline: bool,
-    /// Seconds of camera time per pipeline run.
+    /// Seconds of camera time per pipeline run (--pipeline), or of load (--http).
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
+    /// Instead of per-stage timings: start `veil serve` and load `/api/v1/detect` with a
+    /// 640x480 JPEG from --clients concurrent clients, against a 1-client reference.
+    #[arg(long)]
+    pub http: bool,
+    /// Concurrent clients for --http.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
     /// Instead of timings: measure tracker flicker on these image sequences (directories of
     /// frames, sorted by name).
     #[arg(long)]

@@ -23,6 +23,9 @@ pub struct Config {
     pub privacy_zones: Vec<PrivacyZone>,
     pub spool: SpoolConfig,
     pub preview: PreviewConfig,
+    pub api: ApiConfig,
+    pub jobs: JobsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -190,6 +193,106 @@ impl Default for PreviewConfig {
     }
 }
 
+/// The REST APIs: auth, limits, TLS.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Require an API key (`veil keys create`) on every route except health and the OpenAPI
+    /// document.
+    pub auth: bool,
+    /// Requests a key may make per minute and per UTC day (0 = no limit).
+    pub rate_per_minute: u32,
+    pub rate_per_day: u32,
+    /// Largest request body; bigger uploads get 413.
+    pub max_upload_megabytes: u64,
+    /// Largest image (pixels) an upload may decode to.
+    pub max_image_megapixels: u64,
+    /// A request still running after this long gets 503 (its photo is never passed through).
+    pub request_timeout_s: u64,
+    /// Requests served at once; more get 503 at once instead of queueing without bound.
+    pub max_concurrent_requests: usize,
+    /// Let FaceBlurest-style requests name a `photo_url` for the device to fetch (off: SSRF).
+    pub photo_url_fetch: bool,
+    /// Serve kept originals at `/api/v1/media/{id}/original` (needs `jobs.keep_originals_hours`).
+    /// Off: unredacted photos never leave the device over HTTP.
+    pub serve_originals: bool,
+    /// Serve HTTPS with this certificate chain and key (PEM); both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            auth: true,
+            rate_per_minute: 600,
+            rate_per_day: 100_000,
+            max_upload_megabytes: 25,
+            max_image_megapixels: 100,
+            request_timeout_s: 120,
+            max_concurrent_requests: 64,
+            photo_url_fetch: false,
+            serve_originals: false,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// The job engine behind the upload APIs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+    /// Keep uploaded originals this long after their job ends (0 = delete at once).
+    pub keep_originals_hours: f64,
+    /// Keep redacted results this long, and within this much disk (oldest deleted first).
+    pub result_ttl_hours: f64,
+    pub max_result_megabytes: u64,
+    /// A job interrupted by a stop this many times fails instead of running again.
+    pub max_attempts: u32,
+    /// Uploads refused (503) while this many jobs wait.
+    pub max_queued: usize,
+    /// How often retention is enforced.
+    pub sweep_interval_s: f64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            keep_originals_hours: 0.0,
+            result_ttl_hours: 24.0,
+            max_result_megabytes: 2048,
+            max_attempts: 3,
+            max_queued: 1000,
+            sweep_interval_s: 30.0,
+        }
+    }
+}
+
+/// Completion notifications.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// HMAC-SHA256 key of `X-Veil-Signature`. Unset: one is generated at first start and kept
+    /// in `STATE_DIR/webhook-secret`.
+    pub secret: Option<String>,
+    /// Where MaskIt-style jobs with `useWebhook` report (that API takes no URL per job).
+    pub default_url: Option<String>,
+    pub timeout_s: f64,
+    /// Attempts per notification; the wait doubles from `retry_base_s` after each failure.
+    pub max_attempts: u32,
+    pub retry_base_s: f64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self { secret: None, default_url: None, timeout_s: 10.0, max_attempts: 8, retry_base_s: 5.0 }
+    }
+}
+
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -239,6 +342,42 @@ impl Config {
         }
         if !(0.0..=1e6).contains(&self.spool.max_age_hours) {
             anyhow::bail!("spool.max_age_hours must be within 0..1000000 (0 = no age limit)");
+        }
+        let a = &self.api;
+        if a.max_upload_megabytes == 0 || a.max_upload_megabytes > 1024 {
+            anyhow::bail!("api.max_upload_megabytes must be within 1..1024");
+        }
+        if a.max_image_megapixels == 0 || a.max_image_megapixels > 1000 {
+            anyhow::bail!("api.max_image_megapixels must be within 1..1000");
+        }
+        if a.request_timeout_s == 0 || a.max_concurrent_requests == 0 {
+            anyhow::bail!("api.request_timeout_s and api.max_concurrent_requests must be positive");
+        }
+        if a.tls_cert.is_some() != a.tls_key.is_some() {
+            anyhow::bail!("api.tls_cert and api.tls_key go together: set both or neither");
+        }
+        let j = &self.jobs;
+        for (name, v) in [
+            ("jobs.keep_originals_hours", j.keep_originals_hours),
+            ("jobs.result_ttl_hours", j.result_ttl_hours),
+            ("jobs.sweep_interval_s", j.sweep_interval_s),
+        ] {
+            if !(0.0..=1e6).contains(&v) {
+                anyhow::bail!("{name} must be within 0..1000000");
+            }
+        }
+        if j.sweep_interval_s < 0.05 || j.max_attempts == 0 || j.max_queued == 0 {
+            anyhow::bail!("jobs.sweep_interval_s must be at least 0.05, jobs.max_attempts and jobs.max_queued positive");
+        }
+        let w = &self.webhooks;
+        if !(0.1..=300.0).contains(&w.timeout_s) || !(0.01..=3600.0).contains(&w.retry_base_s) || w.max_attempts == 0 {
+            anyhow::bail!("webhooks: timeout_s within 0.1..300, retry_base_s within 0.01..3600, max_attempts positive");
+        }
+        if let Some(url) = &w.default_url {
+            crate::webhooks::check_url(url).map_err(|e| anyhow::anyhow!("webhooks.default_url: {e}"))?;
+        }
+        if w.secret.as_deref().is_some_and(|s| s.len() < 16) {
+            anyhow::bail!("webhooks.secret must be at least 16 characters");
         }
         self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
         Ok(())

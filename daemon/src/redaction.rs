@@ -41,6 +41,13 @@ impl Redactor {
             let view = ModelImage::new(img.as_raw(), w, h)?;
             self.detector.detect(&view, &self.params)?
         };
+        // A box that is not a number would mask nothing: fail instead.
+        if let Some(bad) = out.detections.iter().find(|d| {
+            let b = d.bbox;
+            ![b.x1, b.y1, b.x2, b.y2, d.score].iter().all(|v| v.is_finite())
+        }) {
+            return Err(DetectError::Inference(format!("detector returned a non-finite box {:?}", bad.bbox)));
+        }
         let t = Instant::now();
         let regions: Vec<Region> =
             out.detections.iter().map(|d| Region::new(d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2)).collect();

@@ -115,6 +115,9 @@ fn source_image(explicit: &Option<PathBuf>) -> anyhow::Result<image::RgbImage> {
 }
 
 pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
+    if cmd.http {
+        return run_http_bench(&cmd);
+    }
     if !cmd.flicker.is_empty() || cmd.pipeline {
         return run_sequence_benches(&cmd);
     }
@@ -351,6 +354,30 @@ fn print_tables(r: &Report) {
 }
 
 /// `--flicker` and `--pipeline`: whole-pipeline measurements with one int8 detector.
+fn run_http_bench(cmd: &BenchCmd) -> anyhow::Result<i32> {
+    let photo = source_image(&cmd.image)?;
+    let r = super::bench_http::run(&photo, cmd.clients, cmd.seconds)?;
+    if cmd.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["machine"] = machine().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("POST /api/v1/detect, {}, {}:", r.image, machine());
+    println!("{:<8} {:>9} {:>8} {:>8} {:>8} {:>22}", "clients", "requests", "req/s", "p50", "p95", "daemon RSS early/end/peak");
+    for l in [&r.reference, &r.loaded] {
+        println!(
+            "{:<8} {:>9} {:>8.2} {:>6.0}ms {:>6.0}ms {:>10.1}/{:.1}/{:.1} MB",
+            l.clients, l.requests, l.requests_per_s, l.p50_ms, l.p95_ms, l.rss_mb_early, l.rss_mb_end, l.rss_mb_peak
+        );
+    }
+    println!(
+        "throughput {} clients / 1 client: {:.2}x; p95 at {} clients / p50 of 1 client: {:.2}x",
+        r.loaded.clients, r.throughput_ratio, r.loaded.clients, r.latency_ratio
+    );
+    Ok(0)
+}
+
 fn run_sequence_benches(cmd: &BenchCmd) -> anyhow::Result<i32> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let threads = if cmd.threads == 0 { cores } else { cmd.threads };

@@ -15,9 +15,10 @@ pub fn run(cmd: KeysCmd) -> anyhow::Result<i32> {
     }
     let store = Store::open(&config.state_dir())?;
     match cmd.action {
-        KeysAction::Create { name } => {
-            let (record, key) = store.create_key(&name)?;
-            println!("created API key {} (id {}, prefix {}); it is shown only now:", record.name, record.id, record.prefix);
+        KeysAction::Create { name, admin } => {
+            let (record, key) = store.create_key(&name, admin)?;
+            let kind = if admin { "admin API key" } else { "API key" };
+            println!("created {kind} {} (id {}, prefix {}); it is shown only now:", record.name, record.id, record.prefix);
             println!("{key}");
         }
         KeysAction::List { json } => {
@@ -25,10 +26,11 @@ pub fn run(cmd: KeysCmd) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!("{:<5} {:<10} {:<12} {:<12} name", "id", "prefix", "created", "revoked");
+                println!("{:<5} {:<10} {:<12} {:<12} {:<6} name", "id", "prefix", "created", "revoked", "admin");
                 for k in keys {
                     let revoked = k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-                    println!("{:<5} {:<10} {:<12} {:<12} {}", k.id, k.prefix, k.created_at, revoked, k.name);
+                    let admin = if k.admin { "yes" } else { "-" };
+                    println!("{:<5} {:<10} {:<12} {:<12} {:<6} {}", k.id, k.prefix, k.created_at, revoked, admin, k.name);
                 }
             }
         }

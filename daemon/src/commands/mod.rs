@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_flicker;
+pub mod bench_http;
 pub mod bench_pipeline;
 pub mod detect;
 pub mod keys;
@@ -27,8 +28,9 @@ pub fn build_detector(args: &DetectorArgs, threads: usize) -> anyhow::Result<Arc
     Ok(registry(&args.model_dir).create(&args.backend, args.precision, threads)?)
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same directory, then a rename,
-/// so a reader (or a crash) never sees half a file.
+/// Write `bytes` to `path` atomically and durably: a temporary file in the same directory,
+/// fsynced, then a rename and an fsync of the directory, so a reader (or a crash) never sees
+/// half a file.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
@@ -39,7 +41,11 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename itself must reach the disk too, or a power cut can undo it.
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

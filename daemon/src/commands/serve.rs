@@ -14,7 +14,13 @@ use crate::pipeline::{Backpressure, Pipeline, PipelineConfig, StopSignal};
 
 /// The smallest per-frame deadline of a file replay that processes every frame.
 const REPLAY_DEADLINE: Duration = Duration::from_secs(60);
-use crate::server::{self, AppState};
+use crate::jobs::{EngineConfig, JobDefaults, JobEngine};
+use crate::photo::DecodeLimits;
+use crate::server::auth::Auth;
+use crate::server::rate_limit::RateLimiter;
+use crate::server::{self, ApiSettings, AppState, TlsFiles};
+use crate::store::Store;
+use crate::webhooks::{load_secret, run_sender, WebhookSettings, Webhooks};
 use crate::sinks::events::EventStream;
 use crate::sinks::preview::PreviewFeed;
 use crate::sinks::spool::{SpoolLimits, SpoolSink};
@@ -47,55 +53,53 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
     let config = effective_config(&cmd)?;
     let state_dir = config.state_dir();
     std::fs::create_dir_all(&state_dir).with_context(|| format!("state directory {}", state_dir.display()))?;
-
     let threads = match config.detector.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
-    let registry = super::registry(&config.detector.model_dir);
-    let detector = registry.create(&config.detector.backend, config.precision()?, threads)?;
-    let backend = Arc::new(detector.info().clone());
-    eprintln!("veil: model {} {} ({}) loaded", backend.name, backend.version, backend.precision);
-
-    let preview = PreviewFeed::default();
-    let events = EventStream::new(256);
-    let stop = Arc::new(StopSignal::default());
-    let pipeline = match &config.camera {
-        Some(cam) => Some(start_pipeline(&config, cam, detector.clone(), &preview, &events, stop.clone())?),
-        None => None,
+    let tls = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+        _ => None,
     };
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.clamp(1, 4))
         .enable_all()
         .thread_name("veil-http")
         .build()?;
+    runtime.block_on(async { server::install_crypto_provider() });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = AppState {
-        preview,
-        events,
-        metrics: pipeline.as_ref().map(|p| p.metrics()),
-        backend,
-        preview_interval: Duration::from_secs_f64(1.0 / config.preview.max_fps),
-        preview_enabled: config.preview.enabled && config.camera.is_some(),
-        shutdown: shutdown_rx.clone(),
-    };
-    let listen = config.server.listen.clone();
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        eprintln!("veil: shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+
+    // Listen first: while the model loads, health checks get 503 instead of a refused connection.
+    let listen = &config.server.listen;
+    let listener = std::net::TcpListener::bind(listen).with_context(|| format!("listen on {listen}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("veil: listening on {scheme}://{}", listener.local_addr()?);
+    let (loaded_tx, loaded_rx) = watch::channel(false);
+    let loading_server = runtime.spawn(server::serve(
+        listener.try_clone()?,
+        tls.clone(),
+        server::loading_router(),
+        loaded_rx,
+        Duration::from_secs(2),
+    ));
+    let started = start_services(&config, &state_dir, threads, shutdown_rx.clone());
+    let _ = loaded_tx.send(true);
+    let _ = runtime.block_on(loading_server);
+    let Services { state, engine, pipeline, stop, webhook_sender } = started?;
+    eprintln!("veil: ready");
+
     let served = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
-        eprintln!("veil: listening on http://{}", listener.local_addr()?);
-        if let Some(cam) = &config.camera {
-            eprintln!("veil: camera {} -> preview at /api/v1/stream.mjpeg", cam.source);
-        }
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            eprintln!("veil: shutting down");
-            let _ = shutdown_tx.send(true);
-        });
-        server::serve(listener, state, shutdown_rx, Duration::from_secs(10)).await?;
+        tokio::spawn(webhook_sender);
+        server::serve(listener, tls, server::router(state), shutdown_rx, Duration::from_secs(10)).await?;
         anyhow::Ok(())
     });
     stop.stop();
+    engine.shutdown();
     if let Some(p) = pipeline {
         let m = p.metrics();
         p.shutdown();
@@ -104,6 +108,120 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
     }
     served?;
     Ok(0)
+}
+
+/// Everything the daemon runs once the model is loaded.
+struct Services {
+    state: AppState,
+    engine: Arc<JobEngine>,
+    pipeline: Option<Pipeline>,
+    stop: Arc<StopSignal>,
+    webhook_sender: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+/// Load the model, open the store, start the job engine and the camera pipeline.
+fn start_services(
+    config: &Config,
+    state_dir: &std::path::Path,
+    threads: usize,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Services> {
+    let registry = super::registry(&config.detector.model_dir);
+    let detector = registry.create(&config.detector.backend, config.precision()?, threads)?;
+    let backend = Arc::new(detector.info().clone());
+    eprintln!("veil: model {} {} ({}) loaded", backend.name, backend.version, backend.precision);
+
+    let store = Arc::new(Store::open(state_dir)?);
+    let job_workers = match config.jobs.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    // Job workers run one photo each on one inference thread: throughput over latency.
+    let job_detector = registry.create(&config.detector.backend, config.precision()?, 1)?;
+    let webhooks = Arc::new(Webhooks::new(store.clone()));
+    let engine = JobEngine::start(
+        store.clone(),
+        &state_dir.join("jobs"),
+        job_detector,
+        JobDefaults { params: config.detect_params()?, style: config.mask_style()?, quality: 90 },
+        engine_config(config, job_workers),
+        webhooks.clone(),
+    )?;
+    let webhook_settings = WebhookSettings {
+        secret: load_secret(config.webhooks.secret.as_deref(), state_dir)?,
+        timeout: Duration::from_secs_f64(config.webhooks.timeout_s),
+        max_attempts: config.webhooks.max_attempts as i64,
+        retry_base: Duration::from_secs_f64(config.webhooks.retry_base_s),
+    };
+    let auth = Arc::new(Auth {
+        enabled: config.api.auth,
+        store: store.clone(),
+        limiter: RateLimiter::new(store.clone(), config.api.rate_per_minute, config.api.rate_per_day),
+    });
+    if !config.api.auth {
+        eprintln!("veil: WARNING: api.auth = false: every API route is open to anyone who can reach {}", config.server.listen);
+    } else if store.list_keys()?.iter().all(|k| k.revoked_at.is_some()) {
+        eprintln!(
+            "veil: no API key yet; make one with: veil keys create --name NAME --state-dir {}",
+            state_dir.display()
+        );
+    }
+    let api = Arc::new(ApiSettings {
+        max_upload_bytes: (config.api.max_upload_megabytes as usize) << 20,
+        photo_url_fetch: config.api.photo_url_fetch,
+        active_backend: format!("{}-{}", backend.name, backend.precision),
+        backends: registry.list().iter().map(|b| format!("{}-{}", b.name, b.precision)).collect(),
+        default_webhook_url: config.webhooks.default_url.clone(),
+        request_timeout: Duration::from_secs(config.api.request_timeout_s),
+        max_concurrent_requests: config.api.max_concurrent_requests,
+        serve_originals: config.api.serve_originals && config.jobs.keep_originals_hours > 0.0,
+    });
+
+    let preview = PreviewFeed::default();
+    let events = EventStream::new(256);
+    let stop = Arc::new(StopSignal::default());
+    let pipeline = match &config.camera {
+        Some(cam) => Some(start_pipeline(config, cam, detector.clone(), &preview, &events, stop.clone())?),
+        None => None,
+    };
+    if let Some(cam) = &config.camera {
+        eprintln!("veil: camera {} -> preview at /api/v1/stream.mjpeg", cam.source);
+    }
+    let state = AppState {
+        preview,
+        events,
+        metrics: pipeline.as_ref().map(|p| p.metrics()),
+        backend,
+        preview_interval: Duration::from_secs_f64(1.0 / config.preview.max_fps),
+        preview_enabled: config.preview.enabled && config.camera.is_some(),
+        shutdown: shutdown.clone(),
+        engine: engine.clone(),
+        auth,
+        api,
+    };
+    let webhook_sender = Box::pin(run_sender(store, webhook_settings, webhooks.wake(), shutdown));
+    Ok(Services { state, engine, pipeline, stop, webhook_sender })
+}
+
+fn engine_config(config: &Config, workers: usize) -> EngineConfig {
+    let j = &config.jobs;
+    let hours = |h: f64| Duration::from_secs_f64(h * 3600.0);
+    EngineConfig {
+        workers,
+        keep_originals: hours(j.keep_originals_hours),
+        result_ttl: hours(j.result_ttl_hours),
+        max_result_bytes: j.max_result_megabytes.saturating_mul(1 << 20),
+        max_attempts: j.max_attempts as i64,
+        max_queued: j.max_queued,
+        inline_timeout: Duration::from_secs(config.api.request_timeout_s),
+        decode_limits: DecodeLimits {
+            max_file_bytes: config.api.max_upload_megabytes << 20,
+            max_side: 16384,
+            max_pixels: config.api.max_image_megapixels * 1_000_000,
+        },
+        sweep_interval: Duration::from_secs_f64(j.sweep_interval_s),
+        ..EngineConfig::default()
+    }
 }
 
 fn start_pipeline(

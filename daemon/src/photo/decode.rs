@@ -53,9 +53,17 @@ fn format_name(f: ImageFormat) -> &'static str {
     }
 }
 
-/// Decode `bytes`: check the format and the header's dimensions against `limits` first, then
-/// decode, apply the EXIF orientation, and convert to RGB8 (alpha is dropped, grey expanded).
-pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, PhotoError> {
+/// What a cheap look at a file's header says: its format and size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhotoHeader {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Check `bytes` without decoding the pixels: a supported format, dimensions within `limits`,
+/// and (for JPEG) not truncated. [`decode`] runs the same checks first.
+pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<PhotoHeader, PhotoError> {
     if bytes.is_empty() {
         return Err(PhotoError::Empty);
     }
@@ -79,12 +87,25 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, Photo
     {
         return Err(PhotoError::Dimensions { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
     }
-    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(PhotoError::Corrupt {
-            format: "JPEG",
-            reason: "file is truncated (no end-of-image marker after the scan)".into(),
-        });
+    let truncated = |reason: &str| PhotoError::Corrupt { format: format_name(format), reason: reason.into() };
+    match format {
+        ImageFormat::Jpeg if !jpeg_is_complete(bytes) => {
+            return Err(truncated("file is truncated (no end-of-image marker after the scan)"))
+        }
+        ImageFormat::Png if !png_is_complete(bytes) => return Err(truncated("file is truncated (no IEND chunk)")),
+        ImageFormat::WebP if !webp_is_complete(bytes) => {
+            return Err(truncated("file is truncated (shorter than its RIFF header says)"))
+        }
+        _ => {}
     }
+    Ok(PhotoHeader { format, width, height })
+}
+
+/// Decode `bytes`: check the format and the header's dimensions against `limits` first, then
+/// decode, apply the EXIF orientation, and convert to RGB8 (alpha is dropped, grey expanded).
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, PhotoError> {
+    let PhotoHeader { format, .. } = inspect(bytes, limits)?;
+    let corrupt = |e: image::ImageError| PhotoError::Corrupt { format: format_name(format), reason: e.to_string() };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();
     lim.max_image_width = Some(limits.max_side);
@@ -99,6 +120,20 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, Photo
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);
     Ok(DecodedPhoto { image: img.into_rgb8(), format, exif, icc_profile })
+}
+
+/// Whether a PNG has its closing IEND chunk (a truncated file does not).
+fn png_is_complete(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
+    tail.windows(8).any(|w| w == [0, 0, 0, 0, b'I', b'E', b'N', b'D'])
+}
+
+/// Whether a WebP file is as long as its RIFF header says.
+fn webp_is_complete(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && {
+        let size = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+        bytes.len() >= size.saturating_add(8)
+    }
 }
 
 /// Whether a JPEG has an end-of-image marker after its first scan. Lenient decoders fill a

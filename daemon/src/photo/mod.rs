@@ -5,6 +5,6 @@ mod decode;
 mod encode;
 mod metadata;
 
-pub use decode::{decode, DecodeLimits, DecodedPhoto, PhotoError};
+pub use decode::{decode, inspect, DecodeLimits, DecodedPhoto, PhotoError, PhotoHeader};
 pub use encode::{encode, OutputFormat};
 pub use metadata::exif_without_gps;

@@ -1,21 +1,61 @@
-//! The HTTP server of `veil serve` (axum on tokio): the live preview, per-frame events, pipeline
-//! status and health.
+//! The HTTP server of `veil serve` (axum on tokio, optionally TLS with rustls): the mirrored
+//! cloud APIs, the live preview, per-frame events, pipeline status and health.
 //! Routes are grouped by API in submodules; they share one [`AppState`].
 
+mod admin;
+pub mod api_error;
+pub mod auth;
+mod cloak;
 mod events;
+mod faceblurest;
+mod job_errors;
+mod limits;
+mod maskit;
+mod openapi;
+mod piiblur;
 mod preview;
+pub mod rate_limit;
 mod status;
+mod unread_body;
+mod upload_form;
+mod xylolabs;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::MethodRouter;
 use axum::Router;
 use tokio::sync::watch;
 
+use api_error::{ApiError, ApiStyle};
+use auth::{require_key, Auth};
+use limits::RequestLimits;
+
+use crate::jobs::JobEngine;
 use crate::pipeline::metrics::Metrics;
 use crate::sinks::events::EventStream;
 use crate::sinks::preview::PreviewFeed;
+
+/// API settings the handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub max_upload_bytes: usize,
+    pub photo_url_fetch: bool,
+    /// The loaded backend as `name-precision`, e.g. `centerface-int8`.
+    pub active_backend: String,
+    pub backends: Vec<String>,
+    /// Where MaskIt-style `useWebhook` jobs report.
+    pub default_webhook_url: Option<String>,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    /// `GET /api/v1/media/{id}/original` answers (retention configured and opted in).
+    pub serve_originals: bool,
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -30,41 +70,112 @@ pub struct AppState {
     pub preview_enabled: bool,
     /// Flips to `true` on shutdown, ending long-lived responses such as the preview stream.
     pub shutdown: watch::Receiver<bool>,
+    pub engine: Arc<JobEngine>,
+    pub auth: Arc<Auth>,
+    pub api: Arc<ApiSettings>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(status::health))
-        .route("/api/v1/stream.mjpeg", get(preview::stream_mjpeg))
-        .route("/api/v1/pipeline", get(status::pipeline))
-        .route("/api/v1/events", get(events::frame_events))
+    let limits = Arc::new(RequestLimits {
+        permits: Arc::new(tokio::sync::Semaphore::new(state.api.max_concurrent_requests)),
+        timeout: state.api.request_timeout,
+    });
+    // One method router per path, each method behind the key check of its API style.
+    let mut paths: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
+    for r in openapi::ROUTES {
+        let mut handler = (r.handler)();
+        if r.auth {
+            handler = handler.route_layer(from_fn_with_state((state.auth.clone(), r.style), require_key));
+        }
+        match paths.iter_mut().find(|(p, _)| *p == r.path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
+            None => paths.push((r.path, handler)),
+        }
+    }
+    let mut router = Router::new();
+    for (path, handler) in paths {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(|| async { ApiError::not_found(ApiStyle::Veil, "No such route").into_response() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ApiStyle::Veil, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this route").into_response()
+        })
+        .layer(DefaultBodyLimit::max(state.api.max_upload_bytes))
+        .layer(from_fn_with_state(limits, limits::limit))
+        .layer(from_fn_with_state(state.api.max_upload_bytes as u64, unread_body::drain_unread_body))
         .with_state(state)
 }
 
-/// Serve until `shutdown` flips, then finish in-flight requests (at most `grace`).
+/// HTTPS certificate chain and key files (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// What the port answers while the model loads: 503 everywhere, with a health body saying so.
+pub fn loading_router() -> Router {
+    let loading = || async {
+        let body = serde_json::json!({"status": "loading", "model_loaded": false, "version": env!("CARGO_PKG_VERSION")});
+        (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "1")], axum::Json(body)).into_response()
+    };
+    Router::new().route("/health", axum::routing::get(loading)).route("/v1/health", axum::routing::get(loading)).fallback(
+        || async {
+            ApiError::new(ApiStyle::Veil, StatusCode::SERVICE_UNAVAILABLE, "Starting: the model is loading")
+                .with_header(axum::http::header::RETRY_AFTER, "1")
+                .into_response()
+        },
+    )
+}
+
+/// Serve `app` until `shutdown` flips, then finish in-flight requests (at most `grace`).
 pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
+    listener: std::net::TcpListener,
+    tls: Option<TlsFiles>,
+    app: Router,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = router(state);
-    let mut signal = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = signal.wait_for(|s| *s).await;
+    let app = app.into_make_service();
+    let handle = axum_server::Handle::new();
+    let watcher = handle.clone();
+    tokio::spawn(async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+        watcher.graceful_shutdown(Some(grace));
     });
-    let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        // The server stops by itself only on an accept error.
-        joined = &mut server => return joined.map_err(std::io::Error::other)?,
-        _ = shutdown.wait_for(|s| *s) => {}
-    }
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(joined) => joined.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!("in-flight requests still running after {grace:?}; closing them");
-            server.abort();
-            Ok(())
+    listener.set_nonblocking(true)?;
+    match tls {
+        Some(files) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                .await
+                .map_err(|e| std::io::Error::other(format!("TLS certificate/key: {e}")))?;
+            let mut server = axum_server::from_tcp_rustls(listener, config).handle(handle);
+            tune(server.http_builder());
+            server.serve(app).await
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener).handle(handle);
+            tune(server.http_builder());
+            server.serve(app).await
         }
     }
+}
+
+/// Connection-level limits: a client must send its headers within 30 s, and at most 64 KiB of them.
+fn tune(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(64 * 1024);
+}
+
+/// Install rustls's crypto provider once (the TLS server and the webhook client share it).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub(crate) fn openapi_doc() -> serde_json::Value {
+    openapi::document()
 }

@@ -16,6 +16,8 @@ pub struct ApiKey {
     pub prefix: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// May manage keys through `/api/v1/admin/keys`.
+    pub admin: bool,
 }
 
 fn random_hex(bytes: usize) -> Result<String, StoreError> {
@@ -38,7 +40,7 @@ fn prefix_of(key: &str) -> Option<&str> {
 
 impl Store {
     /// Make a key named `name`; returns its record and the key, which is not stored anywhere.
-    pub fn create_key(&self, name: &str) -> Result<(ApiKey, String), StoreError> {
+    pub fn create_key(&self, name: &str, admin: bool) -> Result<(ApiKey, String), StoreError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(StoreError::NotFound("a key name must be 1..100 characters".into()));
@@ -49,12 +51,12 @@ impl Store {
             let key = format!("veil_{prefix}_{}", random_hex(32)?);
             let created_at = now_s();
             let inserted = conn.execute(
-                "INSERT OR IGNORE INTO api_keys (name, prefix, key_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, prefix, sha256_hex(&key), created_at],
+                "INSERT OR IGNORE INTO api_keys (name, prefix, key_sha256, created_at, admin) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, prefix, sha256_hex(&key), created_at, admin],
             )?;
             if inserted == 1 {
                 let id = conn.last_insert_rowid();
-                let record = ApiKey { id, name: name.to_string(), prefix, created_at, revoked_at: None };
+                let record = ApiKey { id, name: name.to_string(), prefix, created_at, revoked_at: None, admin };
                 return Ok((record, key));
             }
             // A prefix collision (1 in 4 billion): draw again.
@@ -63,9 +65,16 @@ impl Store {
 
     pub fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY id")?;
+        let mut stmt = conn.prepare("SELECT id, name, prefix, created_at, revoked_at, admin FROM api_keys ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
-            Ok(ApiKey { id: r.get(0)?, name: r.get(1)?, prefix: r.get(2)?, created_at: r.get(3)?, revoked_at: r.get(4)? })
+            Ok(ApiKey {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                prefix: r.get(2)?,
+                created_at: r.get(3)?,
+                revoked_at: r.get(4)?,
+                admin: r.get(5)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -94,7 +103,7 @@ impl Store {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT id, name, prefix, created_at, revoked_at, key_sha256 FROM api_keys WHERE prefix = ?1",
+                "SELECT id, name, prefix, created_at, revoked_at, key_sha256, admin FROM api_keys WHERE prefix = ?1",
                 params![prefix],
                 |r| {
                     Ok((
@@ -104,6 +113,7 @@ impl Store {
                             prefix: r.get(2)?,
                             created_at: r.get(3)?,
                             revoked_at: r.get(4)?,
+                            admin: r.get(6)?,
                         },
                         r.get::<_, String>(5)?,
                     ))
@@ -124,7 +134,7 @@ mod tests {
     fn create_verify_revoke() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (record, key) = store.create_key("field laptop").unwrap();
+        let (record, key) = store.create_key("field laptop", false).unwrap();
         assert!(key.starts_with(&format!("veil_{}_", record.prefix)) && key.len() == 5 + 8 + 1 + 64);
         assert_eq!(store.verify_key(&key).unwrap().unwrap().id, record.id);
         // The database holds the hash, never the key.
@@ -140,6 +150,6 @@ mod tests {
         assert!(store.verify_key(&key).unwrap().is_none());
         assert!(store.list_keys().unwrap()[0].revoked_at.is_some());
         assert!(store.revoke_key("nope").is_err());
-        assert!(store.create_key("  ").is_err());
+        assert!(store.create_key("  ", false).is_err());
     }
 }

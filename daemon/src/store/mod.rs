@@ -1,7 +1,10 @@
 //! The daemon's persistent state: one SQLite database (WAL) in the state directory, with
 //! versioned migrations. Jobs, API keys and webhook deliveries live here.
 
+pub mod jobs;
 pub mod keys;
+pub mod usage;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +21,58 @@ const MIGRATIONS: &[&str] = &[
         key_sha256 TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         revoked_at INTEGER
+    );",
+    // 2: jobs (one row per uploaded photo, whichever API took it), webhook deliveries,
+    // per-key daily request counts, and admin keys (which may manage keys over HTTP).
+    "ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        api TEXT NOT NULL,
+        key_id INTEGER,
+        status TEXT NOT NULL,
+        options TEXT NOT NULL,
+        filename TEXT,
+        media_type TEXT NOT NULL,
+        original_file TEXT,
+        original_bytes INTEGER NOT NULL,
+        result_file TEXT,
+        result_mime TEXT,
+        result_bytes INTEGER,
+        width INTEGER,
+        height INTEGER,
+        faces INTEGER,
+        detections TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        webhook_url TEXT,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        completed_at INTEGER,
+        original_deleted_at INTEGER,
+        result_deleted_at INTEGER,
+        notified_at INTEGER
+    );
+    CREATE INDEX jobs_status ON jobs (status, created_at);
+    CREATE INDEX jobs_key ON jobs (key_id, created_at);
+    CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        url TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body BLOB NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX webhook_due ON webhook_deliveries (status, next_attempt_at);
+    CREATE TABLE key_usage (
+        key_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        PRIMARY KEY (key_id, day)
     );",
 ];
 
@@ -40,7 +95,36 @@ pub struct Store {
 
 /// Seconds since the Unix epoch.
 pub fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `ms` since the epoch as RFC 3339 UTC with milliseconds, e.g. `2026-11-23T08:50:11.123Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
 }
 
 impl Store {
@@ -53,7 +137,8 @@ impl Store {
         let conn = Connection::open(&path).map_err(|source| StoreError::Open { path: shown.clone(), source })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a job the client was told is accepted survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
@@ -73,6 +158,11 @@ impl Store {
         &self.path
     }
 
+    /// Whether the database answers a query.
+    pub fn is_readable(&self) -> bool {
+        self.conn().query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).is_ok()
+    }
+
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -81,6 +171,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_795_423_811_000), "2026-11-23T08:50:11.000Z");
+    }
 
     #[test]
     fn migrates_once_and_refuses_a_newer_schema() {

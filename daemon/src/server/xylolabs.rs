@@ -1,0 +1,213 @@
+//! The Xylolabs face-api-style routes: `GET /health`, `POST /api/v1/detect` (JSON) and
+//! `POST /api/v1/mask` (the masked image, timings in `X-*` headers). Synchronous: the photo goes
+//! through a job worker and back, nothing is stored. Errors are `{"detail": ...}`.
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use veil_models::Detection;
+
+use super::api_error::{ApiError, ApiStyle};
+use super::job_errors::inline_error;
+use super::upload_form::{bad_value, UploadForm};
+use super::AppState;
+use crate::jobs::{JobOptions, Processed, ResolvedOptions};
+
+const STYLE: ApiStyle = ApiStyle::Xylolabs;
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    let b = &state.backend;
+    let store = state.engine.store().clone();
+    let database_ready = tokio::task::spawn_blocking(move || store.is_readable()).await.unwrap_or(false);
+    let ready = database_ready && !*state.shutdown.borrow();
+    let body = json!({
+        "status": if ready { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "model": state.api.active_backend,
+        "model_loaded": true,
+        "input_size": Value::Null,
+        "supports_landmarks": true,
+        "database_enabled": true,
+        "database_ready": database_ready,
+        "storage_enabled": true,
+        "storage_ready": database_ready,
+        "model_info": {
+            "name": b.name,
+            "version": b.version,
+            "precision": b.precision.to_string(),
+            "sha256": b.sha256,
+            "categories": b.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        },
+        "camera": state.metrics.as_ref().map(|m| m.snapshot().source),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// A query (or form) value by name, any letter case.
+fn param<'a>(query: &'a [(String, String)], form: &'a UploadForm, name: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).or_else(|| form.text(name))
+}
+
+fn number<T: std::str::FromStr>(
+    query: &[(String, String)],
+    form: &UploadForm,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    param(query, form, name).map(|v| v.parse::<T>().map_err(|_| bad_value(STYLE, name, v, "a number"))).transpose()
+}
+
+fn detect_options(query: &[(String, String)], form: &UploadForm) -> Result<JobOptions, ApiError> {
+    let confidence: Option<f32> = number(query, form, "confidence")?;
+    let nms: Option<f32> = number(query, form, "nms_threshold")?;
+    for (name, v) in [("confidence", confidence), ("nms_threshold", nms)] {
+        if v.is_some_and(|v| !(0.01..=1.0).contains(&v)) {
+            return Err(ApiError::unprocessable(STYLE, format!("{name} must be within 0.01..1")));
+        }
+    }
+    Ok(JobOptions { confidence, nms_threshold: nms, max_faces: number(query, form, "max_faces")?, ..Default::default() })
+}
+
+async fn read_request(
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<(Vec<(String, String)>, UploadForm), ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::unprocessable(STYLE, e.body_text()))?;
+    let form = UploadForm::read(mp, STYLE).await?;
+    Ok((query, form))
+}
+
+async fn run(state: &AppState, form: &UploadForm, options: ResolvedOptions) -> Result<(Processed, usize), ApiError> {
+    let file = form.single_file(&["image", "file"], STYLE)?;
+    let size = file.bytes.len();
+    let done = state.engine.run_inline(file.bytes.clone(), options).await.map_err(|e| inline_error(STYLE, e))?;
+    Ok((done, size))
+}
+
+fn r2(v: f32) -> f64 {
+    (v as f64 * 100.0).round() / 100.0
+}
+
+fn r4(v: f64) -> f64 {
+    (v * 10000.0).round() / 10000.0
+}
+
+fn detection_json(i: usize, d: &Detection, w: u32, h: u32) -> Value {
+    let b = d.bbox;
+    let (fw, fh) = (w as f64, h as f64);
+    let landmarks = d.landmarks.map(|l| {
+        let p = |i: usize| json!({"x": r2(l[i].x), "y": r2(l[i].y)});
+        json!({"left_eye": p(0), "right_eye": p(1), "nose": p(2), "left_mouth": p(3), "right_mouth": p(4)})
+    });
+    json!({
+        "index": i,
+        "category": d.category.as_str(),
+        "bbox": {"x1": r2(b.x1), "y1": r2(b.y1), "x2": r2(b.x2), "y2": r2(b.y2)},
+        "confidence": r4(d.score as f64),
+        "landmarks": landmarks,
+        "size": {"width": r2(b.width()), "height": r2(b.height())},
+        "area": r2(b.area()),
+        "center": {"x": r2((b.x1 + b.x2) / 2.0), "y": r2((b.y1 + b.y2) / 2.0)},
+        "relative": {
+            "x_center": r4((b.x1 + b.x2) as f64 / 2.0 / fw),
+            "y_center": r4((b.y1 + b.y2) as f64 / 2.0 / fh),
+            "width": r4(b.width() as f64 / fw),
+            "height": r4(b.height() as f64 / fh),
+        },
+    })
+}
+
+fn ms(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+pub async fn detect(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let (query, form) = read_request(query, mp).await?;
+    let requested = detect_options(&query, &form)?;
+    let mut options = requested.resolve(state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
+    // Detection alone returns no pixels: the caller's threshold applies as asked.
+    options.detect_only = true;
+    if let Some(c) = requested.confidence {
+        options.params.confidence = c;
+    }
+    let (done, size) = run(&state, &form, options).await?;
+    let request_id = crate::jobs::new_job_id();
+    let t = done.timings;
+    let body = json!({
+        "request_id": request_id,
+        "image_id": Value::Null,
+        "job_id": Value::Null,
+        "image": {"width": done.width, "height": done.height, "channels": 3, "size_bytes": size},
+        "detections": done.detections.iter().enumerate().map(|(i, d)| detection_json(i, d, done.width, done.height)).collect::<Vec<_>>(),
+        "face_count": done.detections.len(),
+        "network_input": {"width": done.network_input.0, "height": done.network_input.1},
+        "model": state.api.active_backend,
+        "timings": {
+            "decode_ms": ms(t.decode_ms),
+            "preprocess_ms": ms(t.preprocess_ms),
+            "inference_ms": ms(t.inference_ms),
+            "postprocess_ms": ms(t.postprocess_ms),
+            "total_ms": ms(t.total_ms),
+        },
+    });
+    let mut resp = Json(body).into_response();
+    set_headers(&mut resp, &state, &request_id, &done);
+    Ok(resp)
+}
+
+pub async fn mask(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let (query, form) = read_request(query, mp).await?;
+    let mut options = detect_options(&query, &form)?;
+    let method = param(&query, &form, "method").unwrap_or("gaussian").to_ascii_lowercase();
+    // "elliptical" is a blur inside the ellipse around the face; the other methods fill the box.
+    let (name, shape) = match method.as_str() {
+        "gaussian" | "blur" => ("gaussian", "rect"),
+        "elliptical" | "ellipse" => ("gaussian", "ellipse"),
+        "pixelate" | "pixelation" => ("pixelate", "rect"),
+        "solid" | "blackfill" => ("solid", "rect"),
+        other => return Err(bad_value(STYLE, "method", other, "gaussian, pixelate, solid or elliptical")),
+    };
+    options.method = Some(name.into());
+    options.shape = Some(param(&query, &form, "shape").unwrap_or(shape).to_string());
+    // strength: 0..1, or a percentage 1..100.
+    options.strength = number::<f32>(&query, &form, "strength")?.map(|s| if s > 1.0 { s / 100.0 } else { s });
+    options.padding = number(&query, &form, "padding")?;
+    options.format = param(&query, &form, "format").map(|f| f.to_ascii_lowercase());
+    options.quality = number(&query, &form, "quality")?;
+    let resolved = options.resolve(state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
+    let (done, _) = run(&state, &form, resolved).await?;
+    let request_id = crate::jobs::new_job_id();
+    let mime = done.format.mime();
+    let mut resp = ([(axum::http::header::CONTENT_TYPE, mime)], done.encoded.clone()).into_response();
+    set_headers(&mut resp, &state, &request_id, &done);
+    Ok(resp)
+}
+
+fn set_headers(resp: &mut Response, state: &AppState, request_id: &str, done: &Processed) {
+    let t = done.timings;
+    let values = [
+        ("x-request-id", request_id.to_string()),
+        ("x-face-count", done.detections.len().to_string()),
+        ("x-inference-ms", format!("{:.1}", t.inference_ms)),
+        ("x-mask-ms", format!("{:.1}", t.mask_ms)),
+        ("x-encode-ms", format!("{:.1}", t.encode_ms)),
+        ("x-total-ms", format!("{:.1}", t.total_ms)),
+        ("x-model", state.api.active_backend.clone()),
+    ];
+    for (k, v) in values {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().insert(HeaderName::from_static(k), v);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Per-key request counts by UTC day, so the daily rate limit survives a restart.
+
+use rusqlite::params;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// Count one request of `key_id` on `day` (days since the epoch) unless the day already
+    /// has `limit` (0 = no limit); returns the day's new total, or `None` when over the limit.
+    /// One statement, so concurrent requests cannot overshoot the limit.
+    pub fn count_request(&self, key_id: i64, day: i64, limit: i64) -> Result<Option<i64>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "INSERT INTO key_usage (key_id, day, requests) VALUES (?1, ?2, 1)
+                 ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + 1
+                    WHERE ?3 = 0 OR requests < ?3
+                 RETURNING requests",
+                params![key_id, day, limit],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Requests of `key_id` on `day` so far.
+    pub fn requests_on(&self, key_id: i64, day: i64) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row("SELECT requests FROM key_usage WHERE key_id = ?1 AND day = ?2", params![key_id, day], |r| r.get(0))
+            .unwrap_or(0))
+    }
+}
