@@ -20,6 +20,7 @@ run: build fixtures
 
 ## test: install what is missing, then run every test (unit, end-to-end, API fuzzing, model reproducibility,
 ## the vivid camera VM, aarch64 under qemu)
+test: export CARGO_INCREMENTAL = 0
 test: deps fixtures fp32 check-models
 	$(CARGO) test --workspace
 	bash tests/schemathesis/run.sh
