@@ -30,4 +30,8 @@ pub trait FrameSource: Send {
     fn skipped_frames(&self) -> u64 {
         0
     }
+
+    /// Let go of the device while capture is paused (its streaming stops, its LED goes out);
+    /// the next [`next_frame`](Self::next_frame) opens it again. Files and patterns keep their place.
+    fn release(&mut self) {}
 }

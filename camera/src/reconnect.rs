@@ -87,6 +87,12 @@ impl FrameSource for Reconnecting {
         self.skipped_before + self.current.as_ref().map_or(0, |s| s.skipped_frames())
     }
 
+    fn release(&mut self) {
+        if let Some(source) = self.current.take() {
+            self.skipped_before += source.skipped_frames();
+        }
+    }
+
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         if self.current.is_none() {
             match (self.open)() {
@@ -235,5 +241,21 @@ mod backoff_tests {
             assert!(source.next_frame().is_err());
         }
         assert_eq!(*slept.lock().unwrap(), [100, 200, 400, 800].map(Duration::from_millis));
+    }
+
+    #[test]
+    fn release_closes_the_device_and_the_next_read_opens_it_again() {
+        let opens = Arc::new(Mutex::new(0u32));
+        let o = opens.clone();
+        let open: Opener = Box::new(move || {
+            *o.lock().unwrap() += 1;
+            Ok(Box::new(crate::TestPattern::new(16, 16, None)))
+        });
+        let mut source = Reconnecting::new("cam".into(), open, Box::new(|_| {}));
+        assert_eq!(source.next_frame().unwrap().unwrap().sequence, 0);
+        source.release();
+        assert!(!source.is_connected(), "paused capture holds no device open");
+        assert_eq!(source.next_frame().unwrap().unwrap().sequence, 1, "numbering carries on");
+        assert_eq!(*opens.lock().unwrap(), 2);
     }
 }

@@ -98,6 +98,12 @@ pub struct ServeCmd {
     /// Directory for redacted frames (overrides spool.dir).
     #[arg(long)]
     pub spool: Option<PathBuf>,
+    /// MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (overrides mqtt.url; enables MQTT).
+    #[arg(long)]
+    pub mqtt_url: Option<String>,
+    /// Device id in MQTT topics and client id (overrides mqtt.device_id; default: host name).
+    #[arg(long)]
+    pub device_id: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -26,6 +26,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
+    /// No `[mqtt]` section: no broker is contacted.
+    pub mqtt: Option<MqttConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -293,6 +295,64 @@ impl Default for WebhooksConfig {
     }
 }
 
+/// How the device talks to the fleet's MQTT broker.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://HOST:PORT` or `mqtts://HOST:PORT` (TLS).
+    pub url: String,
+    /// Default: the host name.
+    pub device_id: Option<String>,
+    /// Default: `veil/<device_id>`.
+    pub topic_prefix: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// A file holding the password (first line), kept out of the config file.
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) the broker's certificate must chain to; default: the public web roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for brokers that require mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub keep_alive_s: u64,
+    pub telemetry_interval_s: f64,
+    /// `window` (a batch every `detections_window_s`), `frame` (one message per frame) or `off`.
+    pub detections: String,
+    pub detections_window_s: f64,
+    /// Events kept on disk while the broker is away; beyond it the oldest are dropped (counted).
+    pub max_queued_events: usize,
+    pub reconnect_min_s: f64,
+    pub reconnect_max_s: f64,
+    /// Publish Home Assistant discovery documents under `discovery_prefix`.
+    pub homeassistant: bool,
+    pub discovery_prefix: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: "mqtt://127.0.0.1:1883".into(),
+            device_id: None,
+            topic_prefix: None,
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            keep_alive_s: 30,
+            telemetry_interval_s: 30.0,
+            detections: "window".into(),
+            detections_window_s: 5.0,
+            max_queued_events: 10_000,
+            reconnect_min_s: 1.0,
+            reconnect_max_s: 60.0,
+            homeassistant: true,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -380,6 +440,9 @@ impl Config {
             anyhow::bail!("webhooks.secret must be at least 16 characters");
         }
         self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
+        if let Some(m) = &self.mqtt {
+            crate::mqtt::settings::validate(m)?;
+        }
         Ok(())
     }
 
@@ -470,9 +533,12 @@ mod tests {
         let as_toml = |c: &Config| toml::to_string(c).unwrap();
         let mut example_no_camera = example.clone();
         assert_eq!(example_no_camera.camera.take().unwrap().source, "/dev/video0");
+        let mqtt = example_no_camera.mqtt.take().unwrap();
+        assert_eq!(toml::to_string(&mqtt).unwrap(), toml::to_string(&MqttConfig::default()).unwrap());
         assert_eq!(as_toml(&example_no_camera), as_toml(&defaults), "example and embedded defaults drifted apart");
         let cam = example.camera.unwrap();
         assert_eq!(toml::to_string(&cam).unwrap(), toml::to_string(&CameraConfig::default()).unwrap());
+
     }
 
     #[test]

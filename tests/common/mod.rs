@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod mosquitto;
 pub mod webhook_receiver;
 
 use std::path::{Path, PathBuf};

@@ -12,7 +12,9 @@ use veil_camera::{Frame, FrameSource, SourceError};
 use veil_models::{DetectParams, Detector, RgbImage};
 
 use crate::pipeline::metrics::Percentiles;
+use crate::pipeline::controls::{LiveTuning, Tuning};
 use crate::pipeline::{Backpressure, Pipeline, PipelineConfig, StopSignal};
+use veil_redact::MaskStyle;
 use crate::sinks::events::EventStream;
 use crate::sinks::preview::PreviewFeed;
 use crate::sinks::spool::{SpoolLimits, SpoolSink};
@@ -85,7 +87,7 @@ fn run_once(
     let config = PipelineConfig {
         backpressure: if camera_fps.is_some() { Backpressure::DropOldest } else { Backpressure::Block },
         pace: camera_fps.map(|f| Duration::from_secs_f64(1.0 / f as f64)),
-        params,
+        tuning: Arc::new(LiveTuning::new(Tuning { params, style: MaskStyle::default() })),
         deadline: Duration::from_secs(10),
         ..PipelineConfig::default()
     };

@@ -14,7 +14,14 @@ use crate::pipeline::{Backpressure, Pipeline, PipelineConfig, StopSignal};
 
 /// The smallest per-frame deadline of a file replay that processes every frame.
 const REPLAY_DEADLINE: Duration = Duration::from_secs(60);
-use crate::jobs::{EngineConfig, JobDefaults, JobEngine};
+use crate::config::MqttConfig;
+use crate::device::{Device, DeviceParts};
+use crate::jobs::{EngineConfig, JobEngine, JobObserver, Observers};
+use crate::mqtt::events::EventOutbox;
+use crate::mqtt::{LinkParts, MqttLink};
+use crate::remote_config;
+use crate::swappable_detector::SwappableDetector;
+use veil_models::Detector;
 use crate::photo::DecodeLimits;
 use crate::server::auth::Auth;
 use crate::server::rate_limit::RateLimiter;
@@ -26,17 +33,32 @@ use crate::sinks::preview::PreviewFeed;
 use crate::sinks::spool::{SpoolLimits, SpoolSink};
 use crate::sinks::Dispatcher;
 
-/// The config file plus the command line's overrides, validated.
-pub fn effective_config(cmd: &ServeCmd) -> anyhow::Result<Config> {
+/// The config file, then the changes received from the fleet (the overlay in the state
+/// directory), then the command line's overrides; validated. Also returns the overlay.
+pub fn effective_config(cmd: &ServeCmd) -> anyhow::Result<(Config, serde_json::Value)> {
     let mut config = match &cmd.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(listen) = &cmd.listen {
-        config.server.listen = listen.clone();
-    }
     if let Some(dir) = &cmd.state_dir {
         config.server.state_dir = Some(dir.clone());
+    }
+    let state_dir = config.state_dir();
+    let overlay = remote_config::load_overlay(&state_dir)?;
+    if overlay.as_object().is_some_and(|o| !o.is_empty()) {
+        match remote_config::apply(&config, &overlay).and_then(|c| c.validate().map(|()| c)) {
+            Ok(c) => {
+                eprintln!("veil: remote config changes applied from {}", remote_config::overlay_path(&state_dir).display());
+                config = c;
+            }
+            Err(e) => eprintln!(
+                "veil: WARNING: ignoring {}: {e}; fix or delete it",
+                remote_config::overlay_path(&state_dir).display()
+            ),
+        }
+    }
+    if let Some(listen) = &cmd.listen {
+        config.server.listen = listen.clone();
     }
     if let Some(source) = &cmd.source {
         config.camera.get_or_insert_with(CameraConfig::default).source = source.clone();
@@ -45,12 +67,21 @@ pub fn effective_config(cmd: &ServeCmd) -> anyhow::Result<Config> {
         config.spool.dir = spool.clone();
         config.spool.enabled = true;
     }
+    if let Some(url) = &cmd.mqtt_url {
+        config.mqtt.get_or_insert_with(MqttConfig::default).url = url.clone();
+    }
+    if let Some(id) = &cmd.device_id {
+        match &mut config.mqtt {
+            Some(m) => m.device_id = Some(id.clone()),
+            None => anyhow::bail!("--device-id names the device on MQTT: give --mqtt-url or an [mqtt] section too"),
+        }
+    }
     config.validate()?;
-    Ok(config)
+    Ok((config, overlay))
 }
 
 pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
-    let config = effective_config(&cmd)?;
+    let (config, overlay) = effective_config(&cmd)?;
     let state_dir = config.state_dir();
     std::fs::create_dir_all(&state_dir).with_context(|| format!("state directory {}", state_dir.display()))?;
     let threads = match config.detector.threads {
@@ -87,16 +118,19 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
         loaded_rx,
         Duration::from_secs(2),
     ));
-    let started = start_services(&config, &state_dir, threads, shutdown_rx.clone());
+    let started = runtime.block_on(async { start_services(&config, overlay, &state_dir, threads, shutdown_rx.clone()) });
     let _ = loaded_tx.send(true);
     let _ = runtime.block_on(loading_server);
-    let Services { state, engine, pipeline, stop, webhook_sender } = started?;
+    let Services { state, engine, pipeline, stop, webhook_sender, mqtt } = started?;
     eprintln!("veil: ready");
 
     let served = runtime.block_on(async move {
         tokio::spawn(webhook_sender);
-        server::serve(listener, tls, server::router(state), shutdown_rx, Duration::from_secs(10)).await?;
-        anyhow::Ok(())
+        let served = server::serve(listener, tls, server::router(state), shutdown_rx, Duration::from_secs(10)).await;
+        if let Some(link) = mqtt {
+            link.finish().await;
+        }
+        served
     });
     stop.stop();
     engine.shutdown();
@@ -117,18 +151,21 @@ struct Services {
     pipeline: Option<Pipeline>,
     stop: Arc<StopSignal>,
     webhook_sender: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    mqtt: Option<MqttLink>,
 }
 
-/// Load the model, open the store, start the job engine and the camera pipeline.
+/// Load the model, open the store, start the job engine, the camera pipeline and the MQTT link
+/// (on the caller's tokio runtime).
 fn start_services(
     config: &Config,
+    overlay: serde_json::Value,
     state_dir: &std::path::Path,
     threads: usize,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Services> {
     let registry = super::registry(&config.detector.model_dir);
-    let detector = registry.create(&config.detector.backend, config.precision()?, threads)?;
-    let backend = Arc::new(detector.info().clone());
+    let detector = SwappableDetector::new(registry.create(&config.detector.backend, config.precision()?, threads)?);
+    let backend = detector.info().clone();
     eprintln!("veil: model {} {} ({}) loaded", backend.name, backend.version, backend.precision);
 
     let store = Arc::new(Store::open(state_dir)?);
@@ -137,15 +174,31 @@ fn start_services(
         n => n,
     };
     // Job workers run one photo each on one inference thread: throughput over latency.
-    let job_detector = registry.create(&config.detector.backend, config.precision()?, 1)?;
+    let job_detector = SwappableDetector::new(registry.create(&config.detector.backend, config.precision()?, 1)?);
+    let preview = PreviewFeed::default();
+    let device = Device::new(DeviceParts {
+        config: config.clone(),
+        overlay,
+        state_dir: state_dir.to_path_buf(),
+        registry: registry.clone(),
+        pipeline_detector: detector.clone(),
+        job_detector: job_detector.clone(),
+        pipeline_threads: threads,
+        preview: preview.clone(),
+    })?;
     let webhooks = Arc::new(Webhooks::new(store.clone()));
+    let outbox = config.mqtt.as_ref().map(|m| EventOutbox::new(store.clone(), m.max_queued_events));
+    let mut observers: Vec<Arc<dyn JobObserver>> = vec![webhooks.clone()];
+    if let Some(o) = &outbox {
+        observers.push(Arc::new(o.clone()));
+    }
     let engine = JobEngine::start(
         store.clone(),
         &state_dir.join("jobs"),
-        job_detector,
-        JobDefaults { params: config.detect_params()?, style: config.mask_style()?, quality: 90 },
+        job_detector.clone(),
+        device.tuning.clone(),
         engine_config(config, job_workers),
-        webhooks.clone(),
+        Arc::new(Observers(observers)),
     )?;
     let webhook_settings = WebhookSettings {
         secret: load_secret(config.webhooks.secret.as_deref(), state_dir)?,
@@ -169,7 +222,6 @@ fn start_services(
     let api = Arc::new(ApiSettings {
         max_upload_bytes: (config.api.max_upload_megabytes as usize) << 20,
         photo_url_fetch: config.api.photo_url_fetch,
-        active_backend: format!("{}-{}", backend.name, backend.precision),
         backends: registry.list().iter().map(|b| format!("{}-{}", b.name, b.precision)).collect(),
         default_webhook_url: config.webhooks.default_url.clone(),
         request_timeout: Duration::from_secs(config.api.request_timeout_s),
@@ -177,11 +229,10 @@ fn start_services(
         serve_originals: config.api.serve_originals && config.jobs.keep_originals_hours > 0.0,
     });
 
-    let preview = PreviewFeed::default();
     let events = EventStream::new(256);
     let stop = Arc::new(StopSignal::default());
     let pipeline = match &config.camera {
-        Some(cam) => Some(start_pipeline(config, cam, detector.clone(), &preview, &events, stop.clone())?),
+        Some(cam) => Some(start_pipeline(config, cam, detector.clone(), &device, &events, stop.clone())?),
         None => None,
     };
     if let Some(cam) = &config.camera {
@@ -191,7 +242,7 @@ fn start_services(
         preview,
         events,
         metrics: pipeline.as_ref().map(|p| p.metrics()),
-        backend,
+        detector: job_detector,
         preview_interval: Duration::from_secs_f64(1.0 / config.preview.max_fps),
         preview_enabled: config.preview.enabled && config.camera.is_some(),
         shutdown: shutdown.clone(),
@@ -199,8 +250,21 @@ fn start_services(
         auth,
         api,
     };
+    let mqtt = match (&config.mqtt, outbox) {
+        (Some(m), Some(outbox)) => Some(MqttLink::start(LinkParts {
+            config: m.clone(),
+            device,
+            store: store.clone(),
+            outbox,
+            metrics: state.metrics.clone(),
+            frames: state.events.clone(),
+            state_dir: state_dir.to_path_buf(),
+            shutdown: shutdown.clone(),
+        })?),
+        _ => None,
+    };
     let webhook_sender = Box::pin(run_sender(store, webhook_settings, webhooks.wake(), shutdown));
-    Ok(Services { state, engine, pipeline, stop, webhook_sender })
+    Ok(Services { state, engine, pipeline, stop, webhook_sender, mqtt })
 }
 
 fn engine_config(config: &Config, workers: usize) -> EngineConfig {
@@ -227,8 +291,8 @@ fn engine_config(config: &Config, workers: usize) -> EngineConfig {
 fn start_pipeline(
     config: &Config,
     cam: &CameraConfig,
-    detector: Arc<dyn veil_models::Detector>,
-    preview: &PreviewFeed,
+    detector: Arc<SwappableDetector>,
+    device: &Device,
     events: &EventStream,
     stop: Arc<StopSignal>,
 ) -> anyhow::Result<Pipeline> {
@@ -246,9 +310,8 @@ fn start_pipeline(
         sinks.add(Box::new(SpoolSink::start(&dir, limits).with_context(|| format!("spool {}", dir.display()))?));
         eprintln!("veil: redacted frames -> {}", dir.display());
     }
-    if config.preview.enabled {
-        sinks.add(preview.sink());
-    }
+    // The latest redacted frame is kept even with the HTTP preview off: `snapshot` sends it.
+    sinks.add(device.preview().sink());
     sinks.add(events.sink());
     let pipeline_config = PipelineConfig {
         queue_depth: cam.queue_depth,
@@ -260,8 +323,8 @@ fn start_pipeline(
         },
         backpressure: plan.backpressure,
         pace: plan.pace,
-        params: config.detect_params()?,
-        style: config.mask_style()?,
+        tuning: device.tuning.clone(),
+        capture: device.capture.clone(),
         tracker: config.tracker.clone(),
         zones: config.privacy_zones.iter().map(|z| z.points.iter().map(|p| (p[0], p[1])).collect()).collect(),
         jpeg_quality: config.spool.quality,
@@ -273,7 +336,7 @@ fn start_pipeline(
         let blank = vec![0u8; cam.width as usize * cam.height as usize * 3];
         if let Ok(image) = veil_models::RgbImage::new(&blank, cam.width, cam.height) {
             let t = std::time::Instant::now();
-            if let Err(e) = detector.detect(&image, &pipeline_config.params) {
+            if let Err(e) = detector.detect(&image, &pipeline_config.tuning.get().params) {
                 anyhow::bail!("detector warm-up at {}x{} failed: {e}", cam.width, cam.height);
             }
             eprintln!("veil: detector ready for {}x{} in {:.1} s", cam.width, cam.height, t.elapsed().as_secs_f64());

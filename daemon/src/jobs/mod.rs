@@ -20,16 +20,32 @@ pub use options::{JobDefaults, JobOptions, ResolvedOptions};
 pub use process::{ProcessError, ProcessTimings, Processed};
 use queue::{InlineTask, Task, WorkQueue};
 
+use crate::pipeline::controls::LiveTuning;
 use crate::photo::{inspect, DecodeLimits, PhotoError};
 use crate::store::jobs::{Job, JobResult, JobStatus, NewJob};
 use crate::store::{Store, StoreError};
 
-/// Told about job events (the webhook sender listens).
+/// JPEG quality of results whose format the request leaves open.
+const RESULT_QUALITY: u8 = 90;
+
+/// Told about job events (the webhook sender and the MQTT link listen).
 pub trait JobObserver: Send + Sync {
     /// A job ended, completed (with its redacted image) or failed.
     fn finished(&self, job: &Job, result: Option<&[u8]>);
     /// A job's uploaded original was deleted from disk.
     fn original_deleted(&self, job: &Job);
+}
+
+/// Tells every observer in turn.
+pub struct Observers(pub Vec<Arc<dyn JobObserver>>);
+
+impl JobObserver for Observers {
+    fn finished(&self, job: &Job, result: Option<&[u8]>) {
+        self.0.iter().for_each(|o| o.finished(job, result));
+    }
+    fn original_deleted(&self, job: &Job) {
+        self.0.iter().for_each(|o| o.original_deleted(job));
+    }
 }
 
 /// An observer that ignores everything.
@@ -122,7 +138,8 @@ struct Shared {
     store: Arc<Store>,
     queue: WorkQueue,
     detector: Arc<dyn Detector>,
-    defaults: JobDefaults,
+    /// The configured detection and masking settings (they may change while running).
+    tuning: Arc<LiveTuning>,
     config: EngineConfig,
     originals: PathBuf,
     results: PathBuf,
@@ -173,7 +190,7 @@ impl JobEngine {
         store: Arc<Store>,
         jobs_dir: &Path,
         detector: Arc<dyn Detector>,
-        defaults: JobDefaults,
+        tuning: Arc<LiveTuning>,
         config: EngineConfig,
         observer: Arc<dyn JobObserver>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -185,7 +202,7 @@ impl JobEngine {
             store,
             queue: WorkQueue::default(),
             detector,
-            defaults,
+            tuning,
             config,
             originals,
             results,
@@ -229,8 +246,9 @@ impl JobEngine {
         &self.shared.store
     }
 
-    pub fn defaults(&self) -> &JobDefaults {
-        &self.shared.defaults
+    /// What a job's options are resolved against: the configured settings as they are now.
+    pub fn defaults(&self) -> JobDefaults {
+        self.shared.defaults()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -248,7 +266,7 @@ impl JobEngine {
     pub fn submit_all(&self, uploads: &[Upload<'_>]) -> Result<Vec<Job>, SubmitError> {
         self.check_room(uploads.len())?;
         for u in uploads {
-            u.options.resolve(&self.shared.defaults).map_err(SubmitError::BadOptions)?;
+            u.options.resolve(&self.shared.defaults()).map_err(SubmitError::BadOptions)?;
             inspect(u.bytes, &self.shared.config.decode_limits)?;
         }
         let mut done: Vec<Job> = Vec::new();
@@ -275,7 +293,7 @@ impl JobEngine {
     }
 
     fn submit_checked(&self, upload: &Upload<'_>) -> Result<Job, SubmitError> {
-        upload.options.resolve(&self.shared.defaults).map_err(SubmitError::BadOptions)?;
+        upload.options.resolve(&self.shared.defaults()).map_err(SubmitError::BadOptions)?;
         inspect(upload.bytes, &self.shared.config.decode_limits)?;
         let id = new_job_id();
         let original = self.shared.originals.join(&id);
@@ -431,10 +449,15 @@ impl Shared {
         }
     }
 
+    fn defaults(&self) -> JobDefaults {
+        let t = self.tuning.get();
+        JobDefaults { params: t.params, style: t.style, quality: RESULT_QUALITY }
+    }
+
     fn run_stored(&self, id: &str) -> Result<(), StoreError> {
         let Some(job) = self.store.claim_job(id)? else { return Ok(()) };
         let original = job.original_file.as_deref().and_then(safe_name).map(|n| self.originals.join(n));
-        let (detector, limits, defaults) = (self.detector.clone(), self.config.decode_limits, self.defaults);
+        let (detector, limits, defaults) = (self.detector.clone(), self.config.decode_limits, self.defaults());
         let options = job.options.clone();
         let outcome = self.with_deadline(move || {
             let options: JobOptions = serde_json::from_str(&options)
@@ -579,12 +602,8 @@ mod tests {
 
     fn engine(dir: &Path, config: EngineConfig) -> Arc<JobEngine> {
         let store = Arc::new(Store::open(dir).unwrap());
-        let defaults = JobDefaults {
-            params: DetectParams::default(),
-            style: veil_redact::MaskStyle::default(),
-            quality: 90,
-        };
-        JobEngine::start(store, &dir.join("jobs"), detector(), defaults, config, Arc::new(NoObserver)).unwrap()
+        let tuning = Arc::new(LiveTuning::default());
+        JobEngine::start(store, &dir.join("jobs"), detector(), tuning, config, Arc::new(NoObserver)).unwrap()
     }
 
     fn submit(e: &JobEngine, bytes: &[u8]) -> String {

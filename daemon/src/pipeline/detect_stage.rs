@@ -36,6 +36,7 @@ struct Job {
     rgb: Arc<Vec<u8>>,
     width: u32,
     height: u32,
+    params: DetectParams,
 }
 
 type Answer = (u64, Result<DetectOutput, StageFailure>);
@@ -49,7 +50,6 @@ struct Worker {
 
 pub struct DetectStage {
     detector: Arc<dyn Detector>,
-    params: DetectParams,
     worker: Option<Worker>,
     next_id: u64,
     /// Abandoned workers whose detect call has not returned yet.
@@ -66,7 +66,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn spawn_worker(detector: Arc<dyn Detector>, params: DetectParams, stuck: Arc<AtomicUsize>) -> std::io::Result<Worker> {
+fn spawn_worker(detector: Arc<dyn Detector>, stuck: Arc<AtomicUsize>) -> std::io::Result<Worker> {
     let (jobs, job_rx) = mpsc::channel::<Job>();
     let (answer_tx, answers) = mpsc::channel::<Answer>();
     let abandoned = Arc::new(AtomicBool::new(false));
@@ -75,7 +75,7 @@ fn spawn_worker(detector: Arc<dyn Detector>, params: DetectParams, stuck: Arc<At
         for job in job_rx {
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let image = RgbImage::new(&job.rgb, job.width, job.height).map_err(|e| e.to_string())?;
-                detector.detect(&image, &params).map_err(|e| e.to_string())
+                detector.detect(&image, &job.params).map_err(|e| e.to_string())
             }));
             let result = match result {
                 Ok(Ok(out)) => Ok(out),
@@ -97,8 +97,8 @@ fn spawn_worker(detector: Arc<dyn Detector>, params: DetectParams, stuck: Arc<At
 impl DetectStage {
     /// `max_stuck`: abandoned workers still stuck in the detector that are tolerated before the
     /// stage reports [`StageFailure::Broken`] (it recovers when they return).
-    pub fn new(detector: Arc<dyn Detector>, params: DetectParams, max_stuck: usize) -> Self {
-        Self { detector, params, worker: None, next_id: 0, stuck: Arc::new(AtomicUsize::new(0)), max_stuck }
+    pub fn new(detector: Arc<dyn Detector>, max_stuck: usize) -> Self {
+        Self { detector, worker: None, next_id: 0, stuck: Arc::new(AtomicUsize::new(0)), max_stuck }
     }
 
     pub fn stuck_workers(&self) -> usize {
@@ -111,20 +111,21 @@ impl DetectStage {
         rgb: Arc<Vec<u8>>,
         width: u32,
         height: u32,
+        params: DetectParams,
         timeout: Duration,
     ) -> Result<DetectOutput, StageFailure> {
         if self.stuck_workers() > self.max_stuck {
             return Err(StageFailure::Broken);
         }
         if self.worker.is_none() {
-            let w = spawn_worker(self.detector.clone(), self.params, self.stuck.clone())
+            let w = spawn_worker(self.detector.clone(), self.stuck.clone())
                 .map_err(|e| StageFailure::Error(format!("cannot start a detection thread: {e}")))?;
             self.worker = Some(w);
         }
         let id = self.next_id;
         self.next_id += 1;
         let worker = self.worker.as_ref().expect("spawned above");
-        if worker.jobs.send(Job { id, rgb, width, height }).is_err() {
+        if worker.jobs.send(Job { id, rgb, width, height, params }).is_err() {
             self.worker = None;
             return Err(StageFailure::Error("detection thread exited".into()));
         }

@@ -4,6 +4,7 @@
 //! Fail closed: a frame whose detection errors, panics or times out, or whose masking panics,
 //! produces no output at all; it is counted and logged.
 
+pub mod controls;
 pub mod detect_stage;
 pub mod flicker;
 pub mod frame_queue;
@@ -23,10 +24,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use image::codecs::jpeg::JpegEncoder;
 use veil_camera::FrameSource;
-use veil_models::{DetectParams, Detector};
+use veil_models::Detector;
 use veil_redact::{MaskStyle, Region, RgbFrame};
 
 use crate::sinks::Dispatcher;
+use controls::{CaptureSwitch, LiveTuning};
 use detect_stage::{panic_message, DetectStage, StageFailure};
 use frame_queue::{FrameQueue, Queued};
 use metrics::{DropCause, Metrics};
@@ -55,8 +57,10 @@ pub struct PipelineConfig {
     /// Read the source at this interval (replaying files at camera speed); `None`: as fast as
     /// the source delivers.
     pub pace: Option<Duration>,
-    pub params: DetectParams,
-    pub style: MaskStyle,
+    /// Detection and masking settings, read afresh for every frame.
+    pub tuning: Arc<LiveTuning>,
+    /// Capture pauses (the device is let go) while this is held off.
+    pub capture: Arc<CaptureSwitch>,
     pub tracker: TrackerConfig,
     /// Privacy zones, polygons in fractions of the frame.
     pub zones: Vec<Vec<(f32, f32)>>,
@@ -74,8 +78,8 @@ impl Default for PipelineConfig {
             deadline: Duration::from_secs(2),
             backpressure: Backpressure::DropOldest,
             pace: None,
-            params: DetectParams::default(),
-            style: MaskStyle::default(),
+            tuning: Arc::new(LiveTuning::default()),
+            capture: Arc::new(CaptureSwitch::default()),
             tracker: TrackerConfig::default(),
             zones: Vec::new(),
             jpeg_quality: 85,
@@ -152,7 +156,7 @@ impl Pipeline {
         let worker = {
             let (queue, metrics, stop) = (queue.clone(), metrics.clone(), stop.clone());
             let worker = Worker {
-                stage: DetectStage::new(detector, config.params, config.max_hung_detectors),
+                stage: DetectStage::new(detector, config.max_hung_detectors),
                 tracker: Tracker::new(config.tracker.clone()),
                 config,
                 output: output_tx,
@@ -216,6 +220,11 @@ fn capture_loop(
     let mut consecutive_errors = 0u32;
     let mut skipped_seen = 0u64;
     while !stop.is_stopped() {
+        if !config.capture.is_on() {
+            pause_capture(source.as_mut(), metrics, stop, &config.capture);
+            next_tick = Instant::now();
+            continue;
+        }
         if let Some(pace) = config.pace {
             let now = Instant::now();
             if next_tick > now {
@@ -275,6 +284,18 @@ fn capture_loop(
         }
     }
     metrics.set_source(source.describe(), false, false);
+}
+
+/// Let go of the device and wait until capture is switched back on (or the pipeline stops).
+fn pause_capture(source: &mut dyn FrameSource, metrics: &Metrics, stop: &StopSignal, switch: &CaptureSwitch) {
+    source.release();
+    tracing::info!("capture paused by {}", switch.holders().join(", "));
+    metrics.set_source(format!("{} (paused)", source.describe()), false, false);
+    while !stop.is_stopped() && !switch.wait_on(Duration::from_millis(200)) {}
+    if !stop.is_stopped() {
+        tracing::info!("capture resumed");
+        metrics.set_source(source.describe(), true, false);
+    }
 }
 
 struct Worker {
@@ -356,7 +377,8 @@ impl Worker {
         }
         self.last_size = Some((width, height));
         let rgb = Arc::new(frame.rgb);
-        let detected = self.stage.detect(rgb.clone(), width, height, remaining).map_err(|f| {
+        let tuning = self.config.tuning.get();
+        let detected = self.stage.detect(rgb.clone(), width, height, tuning.params, remaining).map_err(|f| {
             let cause = match f {
                 StageFailure::Timeout => DropCause::Deadline,
                 StageFailure::Panic(_) => DropCause::DetectorPanic,
@@ -381,7 +403,7 @@ impl Worker {
             }
             let masks = self.tracker.update(&detected.detections);
             let t = Instant::now();
-            let zones = mask_frame(&mut pixels, width, height, &masks, &self.config.zones, &self.config.style)?;
+            let zones = mask_frame(&mut pixels, width, height, &masks, &self.config.zones, &tuning.style)?;
             Ok::<_, String>((masks, zones, t.elapsed().as_secs_f64() * 1000.0))
         }));
         let (masks, zones, mask_ms) = match masked {

@@ -12,6 +12,7 @@ use veil_models::{
 use veil_redact::{MaskStyle, Method, Shape};
 
 use super::*;
+use controls::Tuning;
 use crate::sinks::{Sink, SinkError};
 
 const W: u32 = 96;
@@ -124,6 +125,11 @@ impl Sink for CheckingSink {
     }
 }
 
+/// Masking with solid black, detection defaults.
+fn black_tuning() -> Arc<LiveTuning> {
+    Arc::new(LiveTuning::new(Tuning { params: DetectParams::default(), style: solid_black() }))
+}
+
 fn solid_black() -> MaskStyle {
     MaskStyle { method: Method::Solid { color: [0, 0, 0] }, shape: Shape::Rect, padding: 0.0, feather: 0.0 }
 }
@@ -161,7 +167,7 @@ fn faulty_frames_never_reach_a_sink_and_every_output_is_masked() {
     let config = PipelineConfig {
         backpressure: Backpressure::Block,
         deadline: Duration::from_millis(2500),
-        style: solid_black(),
+        tuning: black_tuning(),
         fault_hook: Some(hook),
         ..PipelineConfig::default()
     };
@@ -184,7 +190,7 @@ fn a_slow_detector_drops_input_frames_not_redaction() {
     let config = PipelineConfig {
         backpressure: Backpressure::DropOldest,
         queue_depth: 2,
-        style: solid_black(),
+        tuning: black_tuning(),
         ..PipelineConfig::default()
     };
     // Capture is instant; detection takes 15 ms a frame.
@@ -203,7 +209,7 @@ fn a_detector_that_keeps_hanging_is_declared_broken_and_nothing_leaks() {
         backpressure: Backpressure::Block,
         deadline: Duration::from_millis(100),
         max_hung_detectors: 2,
-        style: solid_black(),
+        tuning: black_tuning(),
         ..PipelineConfig::default()
     };
     let (seen, metrics) = run(12, FaultyDetector::new(faults, Duration::ZERO), config);
@@ -217,7 +223,7 @@ fn privacy_zones_are_masked_in_every_output_frame() {
     // A zone over the left quarter of the frame, which holds no face.
     let config = PipelineConfig {
         backpressure: Backpressure::Block,
-        style: solid_black(),
+        tuning: black_tuning(),
         zones: vec![vec![(0.0, 0.0), (0.25, 0.0), (0.25, 1.0), (0.0, 1.0)]],
         ..PipelineConfig::default()
     };
@@ -260,4 +266,54 @@ fn privacy_zones_are_masked_in_every_output_frame() {
         assert!(*inside < 10.0, "zone not masked: mean {inside}");
         assert!((*outside - 128.0).abs() < 10.0, "outside the zone changed: mean {outside}");
     }
+}
+
+/// Counts reads and releases of the frames it passes through.
+struct Watched {
+    inner: NumberedFrames,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+    releases: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FrameSource for Watched {
+    fn describe(&self) -> String {
+        "watched".into()
+    }
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.next_frame()
+    }
+    fn release(&mut self) {
+        self.releases.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn paused_capture_lets_go_of_the_source_and_reads_nothing_until_resumed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let switch = Arc::new(CaptureSwitch::default());
+    switch.hold("test", true);
+    let (reads, releases) = (Arc::default(), Arc::default());
+    let source = Watched { inner: NumberedFrames { next: 0, count: 5 }, reads: Arc::clone(&reads), releases: Arc::clone(&releases) };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut sinks = Dispatcher::default();
+    sinks.add(Box::new(CheckingSink { seen: seen.clone() }));
+    let config = PipelineConfig {
+        backpressure: Backpressure::Block,
+        tuning: black_tuning(),
+        capture: switch.clone(),
+        ..PipelineConfig::default()
+    };
+    let detector = FaultyDetector::new(vec![], Duration::ZERO);
+    let pipeline = Pipeline::start(Box::new(source), Arc::new(detector), config, sinks, Arc::new(StopSignal::default())).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(reads.load(SeqCst), 0, "nothing is read while capture is held off");
+    assert_eq!(releases.load(SeqCst), 1, "the device is let go once");
+    let status = pipeline.metrics().snapshot().source;
+    assert!(!status.running && status.description.contains("paused"), "{status:?}");
+    switch.hold("test", false);
+    let metrics = pipeline.metrics();
+    pipeline.wait();
+    assert_eq!(metrics.frames_out(), 5);
+    assert_eq!(seen.lock().unwrap().len(), 5);
 }

@@ -25,7 +25,7 @@ pub async fn health() -> Response {
 }
 
 pub async fn backends(State(state): State<AppState>) -> Response {
-    Json(json!({"active": state.api.active_backend, "available": state.api.backends})).into_response()
+    Json(json!({"active": state.active_backend(), "available": state.api.backends})).into_response()
 }
 
 fn options() -> JobOptions {
@@ -81,7 +81,7 @@ pub async fn protect(
     Ok(Json(json!({
         "job_id": job.id,
         "status": "processing",
-        "backend": state.api.active_backend,
+        "backend": state.active_backend(),
         "webhook_url": webhook,
     }))
     .into_response())
@@ -130,7 +130,7 @@ pub async fn batch_protect(
     .map_err(|_| ApiError::internal(STYLE, "upload task failed"))??;
     let jobs: Vec<_> =
         submitted.iter().map(|job| json!({"job_id": job.id, "status": "processing", "filename": job.filename})).collect();
-    Ok(Json(json!({"jobs": jobs, "backend": state.api.active_backend, "webhook_url": webhook})).into_response())
+    Ok(Json(json!({"jobs": jobs, "backend": state.active_backend(), "webhook_url": webhook})).into_response())
 }
 
 /// The job, if it exists, was taken by this API style and belongs to the caller.
@@ -182,7 +182,7 @@ pub async fn status(
         "download_url": completed.then(|| format!("/v1/download/{}", job.id)),
         "faces_detected": job.faces,
         "error": job.error,
-        "backend": state.api.active_backend,
+        "backend": state.active_backend(),
     }))
     .into_response())
 }

@@ -180,7 +180,7 @@ pub async fn blur(State(state): State<AppState>, body: Result<Bytes, BytesReject
         return Err(too_large());
     }
     let options = JobOptions { format: Some("jpeg".into()), ..Default::default() }
-        .resolve(state.engine.defaults())
+        .resolve(&state.engine.defaults())
         .map_err(|e| ApiError::internal(STYLE, e))?;
     let done = state.engine.run_inline(photo, options).await.map_err(|e| {
         // The API knows two input errors: over 5 MB (1013) and invalid data (1014, 400).

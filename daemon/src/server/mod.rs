@@ -46,8 +46,7 @@ use crate::sinks::preview::PreviewFeed;
 pub struct ApiSettings {
     pub max_upload_bytes: usize,
     pub photo_url_fetch: bool,
-    /// The loaded backend as `name-precision`, e.g. `centerface-int8`.
-    pub active_backend: String,
+    /// Every backend as `name-precision`, e.g. `centerface-int8`.
     pub backends: Vec<String>,
     /// Where MaskIt-style `useWebhook` jobs report.
     pub default_webhook_url: Option<String>,
@@ -64,7 +63,8 @@ pub struct AppState {
     pub events: EventStream,
     /// `None` when no camera is configured.
     pub metrics: Option<Arc<Metrics>>,
-    pub backend: Arc<veil_models::BackendInfo>,
+    /// The job workers' detector (its backend can be switched while running).
+    pub detector: Arc<crate::swappable_detector::SwappableDetector>,
     pub preview_interval: Duration,
     /// Whether the preview sink is wired to the pipeline (`preview.enabled` and a camera).
     pub preview_enabled: bool,
@@ -73,6 +73,15 @@ pub struct AppState {
     pub engine: Arc<JobEngine>,
     pub auth: Arc<Auth>,
     pub api: Arc<ApiSettings>,
+}
+
+impl AppState {
+    /// `name-precision` of the backend in use now.
+    pub fn active_backend(&self) -> String {
+        use veil_models::Detector;
+        let info = self.detector.info();
+        format!("{}-{}", info.name, info.precision)
+    }
 }
 
 pub fn router(state: AppState) -> Router {

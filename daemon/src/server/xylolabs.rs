@@ -19,14 +19,14 @@ use crate::jobs::{JobOptions, Processed, ResolvedOptions};
 const STYLE: ApiStyle = ApiStyle::Xylolabs;
 
 pub async fn health(State(state): State<AppState>) -> Response {
-    let b = &state.backend;
+    let b = veil_models::Detector::info(state.detector.as_ref());
     let store = state.engine.store().clone();
     let database_ready = tokio::task::spawn_blocking(move || store.is_readable()).await.unwrap_or(false);
     let ready = database_ready && !*state.shutdown.borrow();
     let body = json!({
         "status": if ready { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
-        "model": state.api.active_backend,
+        "model": state.active_backend(),
         "model_loaded": true,
         "input_size": Value::Null,
         "supports_landmarks": true,
@@ -131,7 +131,7 @@ pub async fn detect(
 ) -> Result<Response, ApiError> {
     let (query, form) = read_request(query, mp).await?;
     let requested = detect_options(&query, &form)?;
-    let mut options = requested.resolve(state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
+    let mut options = requested.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
     // Detection alone returns no pixels: the caller's threshold applies as asked.
     options.detect_only = true;
     if let Some(c) = requested.confidence {
@@ -148,7 +148,7 @@ pub async fn detect(
         "detections": done.detections.iter().enumerate().map(|(i, d)| detection_json(i, d, done.width, done.height)).collect::<Vec<_>>(),
         "face_count": done.detections.len(),
         "network_input": {"width": done.network_input.0, "height": done.network_input.1},
-        "model": state.api.active_backend,
+        "model": state.active_backend(),
         "timings": {
             "decode_ms": ms(t.decode_ms),
             "preprocess_ms": ms(t.preprocess_ms),
@@ -185,7 +185,7 @@ pub async fn mask(
     options.padding = number(&query, &form, "padding")?;
     options.format = param(&query, &form, "format").map(|f| f.to_ascii_lowercase());
     options.quality = number(&query, &form, "quality")?;
-    let resolved = options.resolve(state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
+    let resolved = options.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
     let (done, _) = run(&state, &form, resolved).await?;
     let request_id = crate::jobs::new_job_id();
     let mime = done.format.mime();
@@ -203,7 +203,7 @@ fn set_headers(resp: &mut Response, state: &AppState, request_id: &str, done: &P
         ("x-mask-ms", format!("{:.1}", t.mask_ms)),
         ("x-encode-ms", format!("{:.1}", t.encode_ms)),
         ("x-total-ms", format!("{:.1}", t.total_ms)),
-        ("x-model", state.api.active_backend.clone()),
+        ("x-model", state.active_backend()),
     ];
     for (k, v) in values {
         if let Ok(v) = HeaderValue::from_str(&v) {

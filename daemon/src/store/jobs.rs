@@ -321,6 +321,12 @@ impl Store {
         Ok((requeued, failed))
     }
 
+    /// Jobs waiting or being processed.
+    pub fn pending_jobs(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'processing')", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// Ids of queued jobs, oldest first.
     pub fn queued_job_ids(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();

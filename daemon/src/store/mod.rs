@@ -3,6 +3,7 @@
 
 pub mod jobs;
 pub mod keys;
+pub mod outbox;
 pub mod usage;
 pub mod webhooks;
 
@@ -73,6 +74,17 @@ const MIGRATIONS: &[&str] = &[
         day INTEGER NOT NULL,
         requests INTEGER NOT NULL,
         PRIMARY KEY (key_id, day)
+    );",
+    // 3: MQTT events waiting for the broker (delivered in `seq` order), and named counters.
+    "CREATE TABLE mqtt_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
     );",
 ];
 

@@ -1,7 +1,7 @@
 //! Webhooks: when a job ends (or its original is deleted) a notification is written to SQLite,
 //! then a sender task POSTs it, signed, retrying with backoff; retries survive a restart.
 
-mod payload;
+pub mod payload;
 mod sender;
 pub mod signature;
 

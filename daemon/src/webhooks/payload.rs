@@ -43,7 +43,23 @@ pub fn finished(job: &Job, event: &str, result: Option<&[u8]>) -> Payload {
             };
             multipart(&fields, file)
         }
-        "piiblur" => json_payload(json!({
+        _ => json_payload(finished_json(job, event)),
+    }
+}
+
+/// `media.processed` or `media.failed` as JSON in the job's API style (the MQTT `events` topic
+/// uses it for every style; a MaskIt webhook sends the same fields as multipart with the image).
+pub fn finished_json(job: &Job, event: &str) -> serde_json::Value {
+    let completed = job.status == JobStatus::Completed;
+    match job.api.as_str() {
+        "maskit" => json!({
+            "event": event,
+            "jobId": job.id,
+            "status": if completed { "ReadyToDownload" } else { "Failed" },
+            "metadata": metadata_of(job),
+            "error": job.error,
+        }),
+        "piiblur" => json!({
             "event": event,
             "media_id": job.id,
             "status": job.status.as_str(),
@@ -52,8 +68,8 @@ pub fn finished(job: &Job, event: &str, result: Option<&[u8]>) -> Payload {
             "error": job.error,
             "created_at": rfc3339(job.created_at),
             "completed_at": job.completed_at.map(rfc3339),
-        })),
-        _ => json_payload(json!({
+        }),
+        _ => json!({
             "event": event,
             "job_id": job.id,
             "status": job.status.as_str(),
@@ -62,12 +78,16 @@ pub fn finished(job: &Job, event: &str, result: Option<&[u8]>) -> Payload {
             "error": job.error,
             "created_at": job.created_at as f64 / 1000.0,
             "completed_at": job.completed_at.map(|t| t as f64 / 1000.0),
-        })),
+        }),
     }
 }
 
 /// `media.source_deleted`: the uploaded original is gone from the device.
 pub fn source_deleted(job: &Job) -> Payload {
+    json_payload(source_deleted_json(job))
+}
+
+pub fn source_deleted_json(job: &Job) -> serde_json::Value {
     let id_field = match job.api.as_str() {
         "maskit" => "jobId",
         "piiblur" => "media_id",
@@ -78,7 +98,7 @@ pub fn source_deleted(job: &Job) -> Payload {
         "deleted_at": rfc3339(job.original_deleted_at.unwrap_or_else(crate::store::now_ms)),
     });
     v[id_field] = json!(job.id);
-    json_payload(v)
+    v
 }
 
 fn metadata_of(job: &Job) -> Option<String> {
