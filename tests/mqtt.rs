@@ -275,6 +275,13 @@ fn a_camera_run_publishes_results_and_a_redacted_snapshot_but_never_raw_pixels()
         assert!(found.iter().all(|b| iou(*b, *face) < 0.3), "face {face:?} detectable in the snapshot");
     }
 
+    // A config change applies to the running pipeline: nothing reaches a 0.99 score, so once
+    // the tracker lets go of the held masks, frames report no faces.
+    let r = sub.command(p, "config/set", json!({"id": "live", "config": {"detector": {"confidence": 0.99}}}));
+    assert_eq!(r["result"]["applied"], json!(["detector.confidence"]), "{r}");
+    sub.wait_for(&format!("{p}/detections"), Duration::from_secs(60), |m| m.json()["count"] == 0);
+    sub.command(p, "config/set", json!({"id": "back", "config": {"detector": {"confidence": 0.5}}}));
+
     // Stop capture from the fleet: the switch state and an event follow; telemetry says off.
     let r = sub.command(p, "capture/stop", json!({"id": "c-off"}));
     assert_eq!(r["result"]["capture"], "off", "{r}");

@@ -115,7 +115,8 @@ impl Device {
         // Build a new backend before anything is stored, so a failure changes nothing.
         let detectors = if backend_changed {
             let precision = new.precision().map_err(|e| Refused(e.to_string()))?;
-            Some(self.build_backend(&new.detector.backend, precision)?)
+            let size = new.camera.as_ref().map(|c| (c.width, c.height));
+            Some(self.build_backend(&new.detector.backend, precision, size, &tuning)?)
         } else {
             None
         };
@@ -144,8 +145,17 @@ impl Device {
         Ok(json!({"active": self.backend()}))
     }
 
-    fn build_backend(&self, name: &str, precision: Precision) -> Result<(Arc<dyn Detector>, Arc<dyn Detector>), Refused> {
-        let known: Vec<String> = self.registry.list().into_iter().filter(|b| b.available).map(|b| b.name).collect();
+    /// Build the pipeline's and the jobs' detectors for `name`, warmed up for the camera's
+    /// `size`. Called with the config lock held: reads nothing else behind a lock.
+    fn build_backend(
+        &self,
+        name: &str,
+        precision: Precision,
+        size: Option<(u32, u32)>,
+        tuning: &Tuning,
+    ) -> Result<(Arc<dyn Detector>, Arc<dyn Detector>), Refused> {
+        let mut known: Vec<String> = self.registry.list().into_iter().filter(|b| b.available).map(|b| b.name).collect();
+        known.dedup();
         if !known.iter().any(|k| k == name) {
             return refuse(format!("unknown backend {name:?}; available: {}", known.join(", ")));
         }
@@ -153,11 +163,11 @@ impl Device {
         let pipeline = build(self.pipeline_threads)?;
         let jobs = build(1)?;
         // Build the inference plan for the camera's size now, not on the next live frame.
-        if let Some(cam) = &self.config.lock().unwrap_or_else(|p| p.into_inner()).camera {
-            let blank = vec![0u8; cam.width as usize * cam.height as usize * 3];
-            if let Ok(image) = veil_models::RgbImage::new(&blank, cam.width, cam.height) {
+        if let Some((width, height)) = size {
+            let blank = vec![0u8; width as usize * height as usize * 3];
+            if let Ok(image) = veil_models::RgbImage::new(&blank, width, height) {
                 pipeline
-                    .detect(&image, &self.tuning.get().params)
+                    .detect(&image, &tuning.params)
                     .map_err(|e| Refused(format!("backend {name} failed its warm-up: {e}")))?;
             }
         }
