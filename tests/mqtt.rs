@@ -251,6 +251,7 @@ fn a_camera_run_publishes_results_and_a_redacted_snapshot_but_never_raw_pixels()
     let d = Daemon::start(&tmp.path().join("state"), &["--config", &cfg]);
     let p = "veil/rig-e";
     sub.wait_for(&format!("{p}/status"), WAIT, is_online);
+    sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["reason"] == "daemon started");
     let first = sub.wait_for(&format!("{p}/detections"), Duration::from_secs(60), |m| m.json()["count"].as_u64() >= Some(3)).json();
     assert_eq!(first["backend"], "centerface-int8");
     let gt = ground_truth("group6.gt");
@@ -286,7 +287,7 @@ fn a_camera_run_publishes_results_and_a_redacted_snapshot_but_never_raw_pixels()
     let r = sub.command(p, "capture/stop", json!({"id": "c-off"}));
     assert_eq!(r["result"]["capture"], "off", "{r}");
     sub.wait_for(&format!("{p}/capture"), WAIT, |m| m.payload == b"OFF");
-    sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["event"] == "capture.stopped");
+    sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["event"] == "capture.stopped" && m.json()["reason"] == "held off");
     sub.wait_for(&format!("{p}/telemetry"), WAIT, |m| m.json()["capture"] == "off");
     sub.publish(&format!("{p}/capture/set"), "ON");
     sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["event"] == "capture.started");

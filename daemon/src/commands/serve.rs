@@ -121,12 +121,17 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
     let started = runtime.block_on(async { start_services(&config, overlay, &state_dir, threads, shutdown_rx.clone()) });
     let _ = loaded_tx.send(true);
     let _ = runtime.block_on(loading_server);
-    let Services { state, engine, pipeline, stop, webhook_sender, mqtt } = started?;
+    let Services { state, engine, pipeline, stop, webhook_sender, mqtt, outbox } = started?;
+    let has_pipeline = pipeline.is_some();
     eprintln!("veil: ready");
 
     let served = runtime.block_on(async move {
         tokio::spawn(webhook_sender);
         let served = server::serve(listener, tls, server::router(state), shutdown_rx, Duration::from_secs(10)).await;
+        if let (Some(o), true) = (&outbox, has_pipeline) {
+            // Delivered in order at the next connection.
+            o.capture_changed(false, "daemon stopping", &[]);
+        }
         if let Some(link) = mqtt {
             link.finish().await;
         }
@@ -152,6 +157,8 @@ struct Services {
     stop: Arc<StopSignal>,
     webhook_sender: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     mqtt: Option<MqttLink>,
+    /// MQTT events (present with `[mqtt]`).
+    outbox: Option<EventOutbox>,
 }
 
 /// Load the model, open the store, start the job engine, the camera pipeline and the MQTT link
@@ -250,7 +257,10 @@ fn start_services(
         auth,
         api,
     };
-    let mqtt = match (&config.mqtt, outbox) {
+    if let (Some(o), Some(_)) = (&outbox, &pipeline) {
+        o.capture_changed(true, "daemon started", &[]);
+    }
+    let mqtt = match (&config.mqtt, outbox.clone()) {
         (Some(m), Some(outbox)) => Some(MqttLink::start(LinkParts {
             config: m.clone(),
             device,
@@ -264,7 +274,7 @@ fn start_services(
         _ => None,
     };
     let webhook_sender = Box::pin(run_sender(store, webhook_settings, webhooks.wake(), shutdown));
-    Ok(Services { state, engine, pipeline, stop, webhook_sender, mqtt })
+    Ok(Services { state, engine, pipeline, stop, webhook_sender, mqtt, outbox })
 }
 
 fn engine_config(config: &Config, workers: usize) -> EngineConfig {

@@ -46,10 +46,12 @@ impl EventOutbox {
         self.wake.notify_one();
     }
 
-    /// `capture.started` / `capture.stopped`.
-    pub fn capture_changed(&self, on: bool, held_off_by: &[&str]) {
+    /// `capture.started` / `capture.stopped`; `reason`: `daemon started`, `switched on`,
+    /// `held off`, `daemon stopping`.
+    pub fn capture_changed(&self, on: bool, reason: &str, held_off_by: &[&str]) {
         self.push(&json!({
             "event": if on { "capture.started" } else { "capture.stopped" },
+            "reason": reason,
             "at": rfc3339(now_ms()),
             "held_off_by": held_off_by,
         }));

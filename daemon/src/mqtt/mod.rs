@@ -259,7 +259,7 @@ async fn follow_capture(
                     return;
                 }
                 let on = *changes.borrow_and_update();
-                outbox.capture_changed(on, &device.capture.holders());
+                outbox.capture_changed(on, if on { "switched on" } else { "held off" }, &device.capture.holders());
                 let _ = out.try_send(Message::retained(topics.capture_state(), capture_payload(on).to_vec()));
             }
             _ = shutdown.changed() => return,
