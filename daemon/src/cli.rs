@@ -21,6 +21,8 @@ pub enum Command {
     Serve(ServeCmd),
     /// Create, list or revoke API keys.
     Keys(KeysCmd),
+    /// Check a config file, or print the documented defaults.
+    Config(ConfigCmd),
     /// Detect faces in images and print JSON (one object per image; an array for several).
     Detect(DetectCmd),
     /// Redact faces in images or directories (recursive) into OUT.
@@ -104,6 +106,21 @@ pub struct ServeCmd {
     /// Device id in MQTT topics and client id (overrides mqtt.device_id; default: host name).
     #[arg(long)]
     pub device_id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigCmd {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Validate FILE as `veil serve` would (every key, and the files it names); exit 0 if
+    /// it is good, else 2 with the bad key named.
+    Check { file: PathBuf },
+    /// Print every key with its default and a comment (a starting point for /etc/veil/veil.toml).
+    Defaults,
 }
 
 #[derive(Args, Debug)]
@@ -287,6 +304,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Serve(c) => commands::serve::run(c),
         Command::Keys(c) => commands::keys::run(c),
+        Command::Config(c) => commands::config::run(c),
         Command::Detect(c) => commands::detect::run(c),
         Command::Redact(c) => commands::redact::run(c),
         Command::Models(c) => commands::models::run(c),
