@@ -61,7 +61,7 @@ deps: sysdeps pydeps cross-deps
 
 # libclang for the V4L2 bindings; a kernel, qemu and busybox for the vivid camera test; the MQTT
 # broker the MQTT tests start themselves.
-SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto
+SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto systemd
 sysdeps:
 	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \

@@ -18,4 +18,5 @@ pub mod server;
 pub mod sinks;
 pub mod store;
 pub mod swappable_detector;
+pub mod systemd;
 pub mod webhooks;

@@ -21,6 +21,7 @@ use crate::mqtt::events::EventOutbox;
 use crate::mqtt::{LinkParts, MqttLink};
 use crate::remote_config;
 use crate::swappable_detector::SwappableDetector;
+use crate::systemd::{self, Notifier};
 use veil_models::Detector;
 use crate::photo::DecodeLimits;
 use crate::server::auth::Auth;
@@ -99,9 +100,12 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
         .build()?;
     runtime.block_on(async { server::install_crypto_provider() });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let notifier = Arc::new(Notifier::from_env());
+    let n = notifier.clone();
     runtime.spawn(async move {
         wait_for_signal().await;
         eprintln!("veil: shutting down");
+        n.notify("STOPPING=1");
         let _ = shutdown_tx.send(true);
     });
 
@@ -124,9 +128,20 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
     let Services { state, engine, pipeline, stop, webhook_sender, mqtt, outbox } = started?;
     let has_pipeline = pipeline.is_some();
     eprintln!("veil: ready");
+    notifier.notify(&format!("READY=1\nSTATUS=serving on {}", config.server.listen));
+    let metrics = state.metrics.clone();
+    // A frame is abandoned at its deadline (at most a minute for a replay); a worker silent
+    // for longer than that is hung.
+    let stall_limit = REPLAY_DEADLINE.max(config.camera.as_ref().map_or(Duration::ZERO, |c| c.deadline())) + Duration::from_secs(10);
+    let watchdog = systemd::feed_watchdog(
+        notifier.clone(),
+        move || systemd::pipeline_health(metrics.as_deref(), stall_limit),
+        shutdown_rx.clone(),
+    );
 
     let served = runtime.block_on(async move {
         tokio::spawn(webhook_sender);
+        tokio::spawn(watchdog);
         let served = server::serve(listener, tls, server::router(state), shutdown_rx, Duration::from_secs(10)).await;
         if let (Some(o), true) = (&outbox, has_pipeline) {
             // Delivered in order at the next connection.

@@ -101,6 +101,8 @@ pub struct Metrics {
     rate_in: Mutex<Rate>,
     rate_out: Mutex<Rate>,
     state: Mutex<SourceState>,
+    /// When the detection worker last went round its loop, in ms since `started`.
+    worker_beat_ms: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -150,11 +152,24 @@ impl Default for Metrics {
             rate_in: Mutex::new(Rate { times: VecDeque::new() }),
             rate_out: Mutex::new(Rate { times: VecDeque::new() }),
             state: Mutex::new(SourceState::default()),
+            worker_beat_ms: AtomicU64::new(0),
         }
     }
 }
 
 impl Metrics {
+    /// The detection worker is alive (called every time round its loop, at least every 200 ms
+    /// while it is not inside a frame).
+    pub fn worker_alive(&self) {
+        self.worker_beat_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long the detection worker has not been round its loop.
+    pub fn worker_silence(&self) -> Duration {
+        let beat = Duration::from_millis(self.worker_beat_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(beat)
+    }
+
     pub fn frame_captured(&self) {
         self.captured.fetch_add(1, Ordering::Relaxed);
         lock(&self.rate_in).tick(Instant::now());

@@ -334,6 +334,7 @@ fn log_drop(metrics: &Metrics, id: u64, Dropped(cause, why): Dropped) {
 impl Worker {
     fn run(mut self, queue: &FrameQueue, stop: &StopSignal) {
         loop {
+            self.metrics.worker_alive();
             match queue.pop(Duration::from_millis(200)) {
                 Ok(Some(item)) => {
                     self.metrics.set_queue_depth(queue.depth());
