@@ -533,12 +533,27 @@ mod tests {
         let as_toml = |c: &Config| toml::to_string(c).unwrap();
         let mut example_no_camera = example.clone();
         assert_eq!(example_no_camera.camera.take().unwrap().source, "/dev/video0");
-        let mqtt = example_no_camera.mqtt.take().unwrap();
-        assert_eq!(toml::to_string(&mqtt).unwrap(), toml::to_string(&MqttConfig::default()).unwrap());
+        assert!(example_no_camera.mqtt.is_none(), "MQTT stays off until a broker is configured");
         assert_eq!(as_toml(&example_no_camera), as_toml(&defaults), "example and embedded defaults drifted apart");
         let cam = example.camera.unwrap();
         assert_eq!(toml::to_string(&cam).unwrap(), toml::to_string(&CameraConfig::default()).unwrap());
 
+    }
+
+    #[test]
+    fn the_example_documents_the_mqtt_defaults_in_comments() {
+        let example = include_str!("../../veil.example.toml");
+        let block: String = example
+            .lines()
+            .skip_while(|l| !l.starts_with("# [mqtt]"))
+            .take_while(|l| l.starts_with('#'))
+            .filter(|l| !l.starts_with("##"))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l).to_string() + "\n")
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .collect();
+        let parsed: Config = toml::from_str(&block).unwrap_or_else(|e| panic!("{e}: {block}"));
+        let documented = parsed.mqtt.expect("an [mqtt] block");
+        assert_eq!(toml::to_string(&documented).unwrap(), toml::to_string(&MqttConfig::default()).unwrap());
     }
 
     #[test]
