@@ -85,7 +85,7 @@ cross-deps:
 
 ## cross: build aarch64 with Debian's rustc, run `veil detect` under qemu, require the x86 boxes to 1 px
 cross: cross-deps fixtures
-	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc /usr/bin/cargo build --release \
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc /usr/bin/cargo build --release --features rpi \
 	  --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
 	@ls -l $(CROSS_DIR)/$(CROSS_TARGET)/release/veil
 	$(X86_BUILD)

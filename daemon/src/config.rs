@@ -28,6 +28,36 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// No `[mqtt]` section: no broker is contacted.
     pub mqtt: Option<MqttConfig>,
+    pub gpio: GpioConfig,
+}
+
+/// The Raspberry Pi's status LED and privacy switch (BCM pin numbers; needs the `rpi` build).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GpioConfig {
+    pub enabled: bool,
+    pub led_pin: Option<u8>,
+    pub led_active_low: bool,
+    pub privacy_switch_pin: Option<u8>,
+    /// The switch closes to ground (internal pull-up); `false`: it pulls the pin high.
+    pub privacy_switch_active_low: bool,
+    pub poll_ms: u64,
+    /// Consecutive equal reads before a new switch position counts.
+    pub debounce_reads: u32,
+}
+
+impl Default for GpioConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            led_pin: None,
+            led_active_low: false,
+            privacy_switch_pin: None,
+            privacy_switch_active_low: true,
+            poll_ms: 10,
+            debounce_reads: 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -442,6 +472,21 @@ impl Config {
         self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
         if let Some(m) = &self.mqtt {
             crate::mqtt::settings::validate(m)?;
+        }
+        let g = &self.gpio;
+        if g.enabled {
+            if !cfg!(feature = "rpi") {
+                anyhow::bail!("gpio.enabled: this veil was built without GPIO support (cargo build --features rpi)");
+            }
+            if g.led_pin.is_none() && g.privacy_switch_pin.is_none() {
+                anyhow::bail!("gpio.enabled needs gpio.led_pin or gpio.privacy_switch_pin");
+            }
+            if g.led_pin.is_some() && g.led_pin == g.privacy_switch_pin {
+                anyhow::bail!("gpio.led_pin and gpio.privacy_switch_pin must be different pins");
+            }
+        }
+        if !(1..=1000).contains(&self.gpio.poll_ms) || !(1..=100).contains(&self.gpio.debounce_reads) {
+            anyhow::bail!("gpio.poll_ms must be within 1..1000 and gpio.debounce_reads within 1..100");
         }
         Ok(())
     }

@@ -56,6 +56,8 @@ pub struct DeviceParts {
     pub job_detector: Arc<SwappableDetector>,
     pub pipeline_threads: usize,
     pub preview: PreviewFeed,
+    /// Made before the pipeline, so a privacy switch that is on at boot holds capture from the start.
+    pub capture: Arc<CaptureSwitch>,
 }
 
 impl Device {
@@ -67,7 +69,7 @@ impl Device {
             overlay: Mutex::new(parts.overlay),
             state_dir: parts.state_dir,
             tuning: Arc::new(LiveTuning::new(tuning)),
-            capture: Arc::new(CaptureSwitch::default()),
+            capture: parts.capture,
             registry: parts.registry,
             pipeline_detector: parts.pipeline_detector,
             job_detector: parts.job_detector,

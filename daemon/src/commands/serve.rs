@@ -21,6 +21,8 @@ use crate::mqtt::events::EventOutbox;
 use crate::mqtt::{LinkParts, MqttLink};
 use crate::remote_config;
 use crate::swappable_detector::SwappableDetector;
+use crate::gpio::{self, status::{device_state, DeviceState}};
+use crate::pipeline::controls::CaptureSwitch;
 use crate::systemd::{self, Notifier};
 use veil_models::Detector;
 use crate::photo::DecodeLimits;
@@ -122,7 +124,21 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
         loaded_rx,
         Duration::from_secs(2),
     ));
-    let started = runtime.block_on(async { start_services(&config, overlay, &state_dir, threads, shutdown_rx.clone()) });
+    // GPIO first: the LED shows that veil is starting, and a privacy switch that is on at boot
+    // holds capture off before the camera is ever opened.
+    let gpio::Pins { led, privacy_switch: mut switch } = gpio::open(&config.gpio)?;
+    let capture = Arc::new(CaptureSwitch::default());
+    if switch.as_mut().is_some_and(|s| s.is_on()) {
+        capture.hold(gpio::privacy_switch::HOLDER, true);
+        eprintln!("veil: privacy switch on: capture stays off");
+    }
+    let (device_state_tx, led_states) = watch::channel(DeviceState::Starting);
+    if let Some(led) = led {
+        runtime.spawn(gpio::led::run(led, led_states, shutdown_rx.clone()));
+    }
+    let started = runtime.block_on(async {
+        start_services(&config, overlay, &state_dir, threads, capture.clone(), shutdown_rx.clone())
+    });
     let _ = loaded_tx.send(true);
     let _ = runtime.block_on(loading_server);
     let Services { state, engine, pipeline, stop, webhook_sender, mqtt, outbox } = started?;
@@ -138,6 +154,23 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
         move || systemd::pipeline_health(metrics.as_deref(), stall_limit),
         shutdown_rx.clone(),
     );
+
+    if let Some(switch) = switch {
+        let poll = Duration::from_millis(config.gpio.poll_ms);
+        runtime.spawn(gpio::privacy_switch::run(switch, capture.clone(), poll, config.gpio.debounce_reads, shutdown_rx.clone()));
+    }
+    let state_metrics = state.metrics.clone();
+    let mut state_shutdown = shutdown_rx.clone();
+    runtime.spawn(async move {
+        loop {
+            let now = device_state(state_metrics.as_deref(), &capture, stall_limit);
+            device_state_tx.send_if_modified(|s| std::mem::replace(s, now) != now);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = state_shutdown.changed() => return,
+            }
+        }
+    });
 
     let served = runtime.block_on(async move {
         tokio::spawn(webhook_sender);
@@ -183,6 +216,7 @@ fn start_services(
     overlay: serde_json::Value,
     state_dir: &std::path::Path,
     threads: usize,
+    capture: Arc<CaptureSwitch>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Services> {
     let registry = super::registry(&config.detector.model_dir);
@@ -207,6 +241,7 @@ fn start_services(
         job_detector: job_detector.clone(),
         pipeline_threads: threads,
         preview: preview.clone(),
+        capture,
     })?;
     let webhooks = Arc::new(Webhooks::new(store.clone()));
     let outbox = config.mqtt.as_ref().map(|m| EventOutbox::new(store.clone(), m.max_queued_events));
