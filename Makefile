@@ -11,15 +11,15 @@ QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 # `cargo test` just built instead of building the dev profile a second time).
 X86_BUILD ?= $(CARGO) build
 
-.PHONY: run test build bench cross models fixtures fp32 deps pydeps sysdeps check-models cross-deps vivid clean
+.PHONY: run test build bench cross models fixtures fp32 deps pydeps sysdeps webdeps check-models cross-deps vivid clean
 
 ## run: start the daemon on the embedded defaults, replaying the sample photos as its camera
 run: build fixtures
 	@echo "veil: preview at http://127.0.0.1:8080/api/v1/stream.mjpeg, status at /api/v1/pipeline; redacted frames in out/spool"
 	./target/release/veil serve --source $(FIXTURES) --spool $(CURDIR)/out/spool --state-dir out/state
 
-## test: install what is missing, then run every test (unit, end-to-end, API fuzzing, model reproducibility,
-## the vivid camera VM, aarch64 under qemu)
+## test: install what is missing, then run every test (unit, end-to-end incl. the field page in Chromium, API
+## fuzzing, model reproducibility, the vivid camera VM, aarch64 unit tests under qemu)
 test: export CARGO_INCREMENTAL = 0
 test: deps fixtures fp32 check-models
 	$(CARGO) test --workspace
@@ -57,11 +57,17 @@ fixtures:
 fp32:
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null
 
-deps: sysdeps pydeps cross-deps
+deps: sysdeps pydeps cross-deps webdeps
+
+# Playwright (the library only: it drives Debian's Chromium) for the field page test, from the lockfile.
+webdeps: sysdeps
+	@command -v npm >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
+	@[ -d tests/field_page/node_modules/playwright-core ] || npm ci --prefix tests/field_page --no-audit --no-fund
 
 # libclang for the V4L2 bindings; a kernel, qemu and busybox for the vivid camera test; the MQTT
 # broker the MQTT tests start themselves.
-SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto systemd
+SYSPKGS := libclang-dev linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto systemd \
+  chromium prometheus util-linux
 sysdeps:
 	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
@@ -83,11 +89,16 @@ cross-deps:
 	    rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static; \
 	fi
 
-## cross: build aarch64 with Debian's rustc, run `veil detect` under qemu, require the x86 boxes to 1 px
+## cross: build aarch64 with Debian's rustc (stripped size must stay under 15 MB), run every crate's unit
+## tests under qemu, then `veil detect` under qemu, requiring the x86 boxes to 1 px
 cross: cross-deps fixtures
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc /usr/bin/cargo build --release --features rpi \
 	  --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
-	@ls -l $(CROSS_DIR)/$(CROSS_TARGET)/release/veil
+	aarch64-linux-gnu-strip -o $(CROSS_DIR)/veil-aarch64 $(CROSS_DIR)/$(CROSS_TARGET)/release/veil
+	@size=$$(stat -c %s $(CROSS_DIR)/veil-aarch64); \
+	  echo "aarch64 binary: $$(stat -c %s $(CROSS_DIR)/$(CROSS_TARGET)/release/veil) bytes as built, $$size stripped"; \
+	  [ $$size -lt $$((15 * 1024 * 1024)) ] || { echo "the stripped aarch64 binary is over the 15 MB budget"; exit 1; }
+	bash tests/cross/unit_tests.sh
 	$(X86_BUILD)
 	./target/debug/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png --threads 1 > $(CROSS_DIR)/x86.json
 	$(QEMU) $(CROSS_DIR)/$(CROSS_TARGET)/release/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png \

@@ -1,13 +1,13 @@
 //! The systemd unit (`systemd/veil.service`) as systemd sees it, and the notify protocol spoken
-//! to an emulated service manager: READY once serving, watchdog pings, STOPPING on SIGTERM.
+//! to an emulated service manager: READY once serving, watchdog pings, STOPPING on SIGTERM, and a
+//! wedged pipeline starving the watchdog into an abort and a restart.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::service_manager::ServiceManager;
 use common::*;
 
 /// The unit with ExecStart pointing at the binary under test (verify checks it is executable).
@@ -37,55 +37,73 @@ fn the_unit_verifies_cleanly_and_its_exposure_is_below_two() {
 #[test]
 fn ready_watchdog_and_stopping_reach_an_emulated_service_manager() {
     let tmp = tempfile::tempdir().unwrap();
-    let socket_path = tmp.path().join("notify");
-    let manager = UnixDatagram::bind(&socket_path).unwrap();
-    manager.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let manager = ServiceManager::new(tmp.path());
     let state = tmp.path().join("state");
     let frames = tmp.path().join("frames");
     std::fs::create_dir_all(&frames).unwrap();
     std::fs::copy(photo("group6.jpg"), frames.join("group6.jpg")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()])
-        .args(["--source", frames.to_str().unwrap()])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let l = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    let mut buf = vec![0u8; 4096];
-    let mut recv = || {
-        let n = manager.recv(&mut buf).unwrap_or_else(|e| panic!("no notification: {e}; {}", log.lock().unwrap()));
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    let first = recv();
+    let mut service = manager.start(
+        &["serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap(), "--source", frames.to_str().unwrap()],
+        Some(Duration::from_millis(400)),
+        &[],
+    );
+    let first = manager.expect(&service, "READY=1", Duration::from_secs(60));
     assert!(first.starts_with("READY=1\nSTATUS=serving"), "{first}");
-    assert!(log.lock().unwrap().contains("veil: ready"), "READY only once serving");
+    assert!(service.log().contains("veil: ready"), "READY only once serving");
     // Pings at half the watchdog period while the pipeline runs (and after the replay ends).
     let t = Instant::now();
-    let mut pings = 0;
-    while pings < 6 {
-        if recv() == "WATCHDOG=1" {
-            pings += 1;
-        }
+    for _ in 0..6 {
+        manager.expect(&service, "WATCHDOG=1", Duration::from_secs(5));
     }
     let elapsed = t.elapsed();
     assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(10), "6 pings in {elapsed:?}");
-    common::daemon::signal(child.id(), "TERM");
-    let t = Instant::now();
-    loop {
-        if recv() == "STOPPING=1" {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "no STOPPING=1");
+    common::daemon::signal(service.child.id(), "TERM");
+    manager.expect(&service, "STOPPING=1", Duration::from_secs(20));
+    assert!(service.child.wait().unwrap().success());
+}
+
+/// A pipeline wedged mid-frame (fault injection: the masking stage never returns, as in a
+/// deadlock) stops the pings; the emulated systemd then aborts veil as `WatchdogSec=` does, and
+/// `Restart=on-failure` starts it again on the same state directory, where it serves and pings.
+#[test]
+fn a_wedged_pipeline_starves_the_watchdog_and_the_restarted_daemon_serves() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let manager = ServiceManager::new(tmp.path());
+    let state = tmp.path().join("state");
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    std::fs::copy(photo("group6.jpg"), frames.join("group6.jpg")).unwrap();
+    // A looped replay at 4 fps is paced like a live camera: its frames have a 1.5 s deadline, so
+    // a worker silent for 11.5 s is hung.
+    let config = tmp.path().join("veil.toml");
+    std::fs::write(
+        &config,
+        format!("[camera]\nsource = {:?}\nfps = 4\nloop = true\ndeadline_ms = 1500\n", frames.to_str().unwrap()),
+    )
+    .unwrap();
+    let args = ["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()];
+    let period = Duration::from_secs(3);
+    let mut wedged = manager.start(&args, Some(period), &[("VEIL_FAULT_STALL_AT_FRAME", "4")]);
+    manager.expect(&wedged, "READY=1", Duration::from_secs(60));
+    let started = Instant::now();
+    let (pings, said) = manager.watch_until_starved(&wedged, period, Duration::from_secs(60));
+    let starved_after = started.elapsed();
+    let status = wedged.child.wait().unwrap();
+    println!("{pings} pings, starved after {starved_after:?}, exit {status:?}");
+    assert_eq!(status.signal(), Some(6), "killed by the watchdog's SIGABRT: {status:?}");
+    assert!(pings >= 4, "pinged while the pipeline ran: {pings}");
+    assert!(starved_after >= Duration::from_secs(11), "not before the stall limit: {starved_after:?}");
+    assert!(said.iter().any(|m| m.starts_with("STATUS=stalled: the pipeline's detection worker has made no progress")), "{said:?}");
+    assert!(wedged.log().contains("withholding the watchdog ping"), "{}", wedged.log());
+
+    // Restart=on-failure: the same command on the same state directory (the wedge was transient).
+    let mut restarted = manager.start(&args, Some(period), &[]);
+    manager.expect(&restarted, "READY=1", Duration::from_secs(60));
+    for _ in 0..3 {
+        manager.expect(&restarted, "WATCHDOG=1", Duration::from_secs(5));
     }
-    assert!(child.wait().unwrap().success());
+    common::daemon::signal(restarted.child.id(), "TERM");
+    manager.expect(&restarted, "STOPPING=1", Duration::from_secs(20));
+    assert!(restarted.child.wait().unwrap().success(), "{}", restarted.log());
 }

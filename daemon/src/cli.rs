@@ -294,13 +294,7 @@ pub struct BenchCmd {
 /// Parse the command line, run the command, return the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VEIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init();
     let result = match cli.command {
         Command::Serve(c) => commands::serve::run(c),
         Command::Keys(c) => commands::keys::run(c),

@@ -91,6 +91,15 @@ impl Device {
         self.config.lock().unwrap_or_else(|p| p.into_inner()).camera.is_some()
     }
 
+    /// `on`, `off` (held off by the privacy switch or a command) or `none` (no camera).
+    pub fn capture_state(&self) -> &'static str {
+        match (self.has_camera(), self.capture.is_on()) {
+            (false, _) => "none",
+            (true, true) => "on",
+            (true, false) => "off",
+        }
+    }
+
     /// `name-precision` of the backend in use.
     pub fn backend(&self) -> String {
         let info = self.pipeline_detector.info();

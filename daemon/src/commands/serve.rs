@@ -146,9 +146,8 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
     eprintln!("veil: ready");
     notifier.notify(&format!("READY=1\nSTATUS=serving on {}", config.server.listen));
     let metrics = state.metrics.clone();
-    // A frame is abandoned at its deadline (at most a minute for a replay); a worker silent
-    // for longer than that is hung.
-    let stall_limit = REPLAY_DEADLINE.max(config.camera.as_ref().map_or(Duration::ZERO, |c| c.deadline())) + Duration::from_secs(10);
+    // A frame is abandoned at its deadline; a worker silent for 10 s longer than that is hung.
+    let stall_limit = pipeline.as_ref().map_or(REPLAY_DEADLINE, |p| p.deadline()) + Duration::from_secs(10);
     let watchdog = systemd::feed_watchdog(
         notifier.clone(),
         move || systemd::pipeline_health(metrics.as_deref(), stall_limit),
@@ -306,6 +305,8 @@ fn start_services(
         engine: engine.clone(),
         auth,
         api,
+        device: device.clone(),
+        sampler: Arc::new(std::sync::Mutex::new(crate::telemetry::Sampler::new(state_dir)?)),
     };
     if let (Some(o), Some(_)) = (&outbox, &pipeline) {
         o.capture_changed(true, "daemon started", &[]);
@@ -388,6 +389,7 @@ fn start_pipeline(
         tracker: config.tracker.clone(),
         zones: config.privacy_zones.iter().map(|z| z.points.iter().map(|p| (p[0], p[1])).collect()).collect(),
         jpeg_quality: config.spool.quality,
+        fault_hook: stall_fault_from_env(),
         ..PipelineConfig::default()
     };
     if plan.backpressure == Backpressure::DropOldest {
@@ -404,6 +406,21 @@ fn start_pipeline(
     }
     eprintln!("veil: source {}", plan.source.describe());
     Ok(Pipeline::start(plan.source, detector, pipeline_config, sinks, stop)?)
+}
+
+/// Fault injection for the watchdog test: `VEIL_FAULT_STALL_AT_FRAME=N` wedges the masking stage
+/// from frame N on, as a deadlock would, so the pipeline stops making progress. Never set it in
+/// production: the daemon then only ever gets restarted by its watchdog.
+fn stall_fault_from_env() -> Option<crate::pipeline::FaultHook> {
+    let at: u64 = std::env::var("VEIL_FAULT_STALL_AT_FRAME").ok()?.parse().ok()?;
+    eprintln!("veil: fault injection: the pipeline wedges at frame {at} (VEIL_FAULT_STALL_AT_FRAME)");
+    Some(Arc::new(move |id| {
+        if id >= at {
+            loop {
+                std::thread::park();
+            }
+        }
+    }))
 }
 
 async fn wait_for_signal() {

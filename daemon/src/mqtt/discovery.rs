@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(switch["command_topic"], "veil/rig-7/capture/set");
         assert_eq!(switch["state_topic"], "veil/rig-7/capture");
         // Every field a sensor names exists in the telemetry payload.
-        let fields = serde_json::to_value(crate::mqtt::telemetry::Telemetry::default()).unwrap();
+        let fields = serde_json::to_value(crate::telemetry::Telemetry::default()).unwrap();
         for (field, ..) in SENSORS {
             assert!(fields.get(field).is_some(), "telemetry has no {field}");
         }

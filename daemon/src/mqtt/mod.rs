@@ -10,7 +10,6 @@ pub mod discovery;
 pub mod events;
 pub mod session;
 pub mod settings;
-pub mod telemetry;
 pub mod topics;
 
 use std::path::PathBuf;
@@ -25,6 +24,7 @@ use crate::device::Device;
 use crate::pipeline::metrics::Metrics;
 use crate::sinks::events::EventStream;
 use crate::store::Store;
+use crate::telemetry;
 use detections::{PerFrame, WindowBuilder};
 use events::EventOutbox;
 use session::{Message, SessionParts};
@@ -165,11 +165,7 @@ async fn send_telemetry(
             let sample = sampler.sample(&telemetry::Sources {
                 metrics: metrics.as_ref(),
                 store: &store,
-                capture: match (device.has_camera(), device.capture.is_on()) {
-                    (false, _) => "none",
-                    (true, true) => "on",
-                    (true, false) => "off",
-                },
+                capture: device.capture_state(),
                 backend: device.backend(),
             });
             if let Ok(body) = serde_json::to_vec(&sample) {

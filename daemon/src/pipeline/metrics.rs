@@ -31,6 +31,10 @@ impl DropCause {
     fn index(self) -> usize {
         self as usize
     }
+    /// The cause as counters and logs name it.
+    pub fn as_str(self) -> &'static str {
+        Self::name(self.index())
+    }
     fn name(i: usize) -> &'static str {
         ["queue_full", "detector_error", "detector_panic", "deadline", "stage_panic", "camera_skipped", "shutdown"][i]
     }

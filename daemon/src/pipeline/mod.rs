@@ -124,6 +124,7 @@ pub struct Pipeline {
     capture: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
     output: Option<JoinHandle<()>>,
+    deadline: Duration,
 }
 
 impl Pipeline {
@@ -137,6 +138,7 @@ impl Pipeline {
         stop: Arc<StopSignal>,
     ) -> std::io::Result<Self> {
         let queue = Arc::new(FrameQueue::new(config.queue_depth));
+        let deadline = config.deadline;
         let metrics = Arc::new(Metrics::default());
         metrics.set_source(source.describe(), true, false);
         let capture = {
@@ -165,7 +167,12 @@ impl Pipeline {
             };
             std::thread::Builder::new().name("veil-pipeline".into()).spawn(move || worker.run(&queue, &stop))?
         };
-        Ok(Self { stop, queue, metrics, capture: Some(capture), worker: Some(worker), output: Some(output) })
+        Ok(Self { stop, queue, metrics, capture: Some(capture), worker: Some(worker), output: Some(output), deadline })
+    }
+
+    /// The per-frame deadline: the longest a healthy worker spends on one frame.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -328,7 +335,7 @@ struct Masked {
 
 fn log_drop(metrics: &Metrics, id: u64, Dropped(cause, why): Dropped) {
     metrics.dropped(cause, 1);
-    tracing::warn!(frame = id, "frame dropped, nothing output: {why}");
+    tracing::warn!(frame = id, cause = cause.as_str(), "frame dropped, nothing output: {why}");
 }
 
 impl Worker {

@@ -6,14 +6,17 @@ mod admin;
 pub mod api_error;
 pub mod auth;
 mod cloak;
+mod device_panel;
 mod events;
 mod faceblurest;
+mod field_page;
 mod job_errors;
 mod limits;
 mod maskit;
 mod openapi;
 mod piiblur;
 mod preview;
+mod prometheus;
 pub mod rate_limit;
 mod status;
 mod unread_body;
@@ -73,6 +76,10 @@ pub struct AppState {
     pub engine: Arc<JobEngine>,
     pub auth: Arc<Auth>,
     pub api: Arc<ApiSettings>,
+    /// What remote commands act on; `/metrics` reads the capture state and backend from it.
+    pub device: Arc<crate::device::Device>,
+    /// Board health for `/metrics` (one sampler: CPU use is measured between samples).
+    pub sampler: Arc<std::sync::Mutex<crate::telemetry::Sampler>>,
 }
 
 impl AppState {

@@ -6,7 +6,7 @@ use axum::routing::{delete, get, post, MethodRouter};
 use serde_json::{json, Map, Value};
 
 use super::api_error::ApiStyle;
-use super::{admin, cloak, events, faceblurest, maskit, piiblur, preview, status, xylolabs, AppState};
+use super::{admin, cloak, device_panel, events, faceblurest, field_page, maskit, piiblur, preview, prometheus, status, xylolabs, AppState};
 
 /// How a route takes its input.
 #[derive(Clone, Copy)]
@@ -28,6 +28,8 @@ pub enum Output {
     Image,
     NoContent,
     Stream(&'static str),
+    /// A text document of this media type.
+    Text(&'static str),
 }
 
 pub struct RouteDoc {
@@ -50,6 +52,10 @@ const UPLOAD_ERRORS: &[u16] = &[400, 401, 413, 415, 422, 429, 503];
 const READ_ERRORS: &[u16] = &[401, 404, 429];
 
 pub const ROUTES: &[RouteDoc] = &[
+    RouteDoc { method: "get", path: "/", style: ApiStyle::Veil, handler: || get(field_page::index), summary: "The field page: sign in, upload and review photos, watch the device", auth: false, query: &[], input: Input::None, output: Output::Text("text/html"), errors: &[] },
+    RouteDoc { method: "get", path: "/field/app.js", style: ApiStyle::Veil, handler: || get(field_page::script), summary: "The field page's script", auth: false, query: &[], input: Input::None, output: Output::Text("text/javascript"), errors: &[] },
+    RouteDoc { method: "get", path: "/field/zip.js", style: ApiStyle::Veil, handler: || get(field_page::zip_script), summary: "The field page's zip writer (download all)", auth: false, query: &[], input: Input::None, output: Output::Text("text/javascript"), errors: &[] },
+    RouteDoc { method: "get", path: "/field/style.css", style: ApiStyle::Veil, handler: || get(field_page::style), summary: "The field page's style sheet", auth: false, query: &[], input: Input::None, output: Output::Text("text/css"), errors: &[] },
     RouteDoc { method: "get", path: "/health", style: ApiStyle::Xylolabs, handler: || get(xylolabs::health), summary: "Liveness and the loaded model (503 while not ready)", auth: false, query: &[], input: Input::None, output: Output::Json(200, "Health"), errors: &[503] },
     RouteDoc { method: "get", path: "/v1/health", style: ApiStyle::Cloak, handler: || get(cloak::health), summary: "Liveness and version", auth: false, query: &[], input: Input::None, output: Output::Json(200, "CloakHealth"), errors: &[] },
     RouteDoc { method: "get", path: "/openapi.json", style: ApiStyle::Veil, handler: || get(status::openapi), summary: "This document", auth: false, query: &[], input: Input::None, output: Output::Json(200, "OpenApi"), errors: &[] },
@@ -60,7 +66,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "get", path: "/v1/backends", style: ApiStyle::Cloak, handler: || get(cloak::backends), summary: "The active and available detection backends", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Backends"), errors: &[401, 429] },
     RouteDoc { method: "post", path: "/api/v1/detect", style: ApiStyle::Xylolabs, handler: || post(xylolabs::detect), summary: "Detect faces; JSON boxes, landmarks and timings", auth: true, query: &[("confidence", "number", false), ("nms_threshold", "number", false), ("max_faces", "integer", false)], input: Input::Multipart(&[("image", true, true)]), output: Output::Json(200, "DetectResponse"), errors: UPLOAD_ERRORS },
     RouteDoc { method: "post", path: "/api/v1/mask", style: ApiStyle::Xylolabs, handler: || post(xylolabs::mask), summary: "Detect and mask faces; the image back with X-* timing headers", auth: true, query: &[("confidence", "number", false), ("nms_threshold", "number", false), ("max_faces", "integer", false), ("method", "string", false), ("strength", "number", false), ("padding", "number", false), ("format", "string", false), ("quality", "integer", false)], input: Input::Multipart(&[("image", true, true)]), output: Output::Image, errors: UPLOAD_ERRORS },
-    RouteDoc { method: "post", path: "/api/v1/media/redact", style: ApiStyle::PiiBlur, handler: || post(piiblur::redact), summary: "Queue a photo for redaction", auth: true, query: &[], input: Input::Multipart(&[("file", true, true), ("pii_categories[]", false, true), ("obfuscation_type", false, false), ("webhook_url", false, false)]), output: Output::Json(201, "MediaQueued"), errors: UPLOAD_ERRORS },
+    RouteDoc { method: "post", path: "/api/v1/media/redact", style: ApiStyle::PiiBlur, handler: || post(piiblur::redact), summary: "Queue a photo for redaction (veil adds method, shape, strength, padding)", auth: true, query: &[], input: Input::Multipart(&[("file", true, true), ("pii_categories[]", false, true), ("obfuscation_type", false, false), ("webhook_url", false, false), ("method", false, false), ("shape", false, false), ("strength", false, false), ("padding", false, false)]), output: Output::Json(201, "MediaQueued"), errors: UPLOAD_ERRORS },
     RouteDoc { method: "get", path: "/api/v1/media", style: ApiStyle::PiiBlur, handler: || get(piiblur::list), summary: "List media, 20 a page", auth: true, query: &[("status", "string", false), ("media_type", "string", false), ("page", "integer", false)], input: Input::None, output: Output::Json(200, "MediaList"), errors: &[401, 422, 429] },
     RouteDoc { method: "get", path: "/api/v1/media/{id}", style: ApiStyle::PiiBlur, handler: || get(piiblur::show), summary: "One media record", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Media"), errors: READ_ERRORS },
     RouteDoc { method: "delete", path: "/api/v1/media/{id}", style: ApiStyle::PiiBlur, handler: || delete(piiblur::delete), summary: "Delete a media record and its files", auth: true, query: &[], input: Input::None, output: Output::NoContent, errors: READ_ERRORS },
@@ -77,6 +83,8 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "delete", path: "/api/v1/admin/keys/{id}", style: ApiStyle::Veil, handler: || delete(admin::revoke), summary: "Revoke an API key by id or prefix (admin keys only)", auth: true, query: &[], input: Input::None, output: Output::Json(200, "RevokedKey"), errors: &[401, 403, 404, 429] },
     RouteDoc { method: "get", path: "/api/v1/stream.mjpeg", style: ApiStyle::Veil, handler: || get(preview::stream_mjpeg), summary: "Live redacted preview (multipart/x-mixed-replace)", auth: true, query: &[], input: Input::None, output: Output::Stream("multipart/x-mixed-replace"), errors: &[401, 404, 429] },
     RouteDoc { method: "get", path: "/api/v1/events", style: ApiStyle::Veil, handler: || get(events::frame_events), summary: "Per-frame results as Server-Sent Events", auth: true, query: &[], input: Input::None, output: Output::Stream("text/event-stream"), errors: &[401, 404, 429] },
+    RouteDoc { method: "get", path: "/api/v1/device", style: ApiStyle::Veil, handler: || get(device_panel::device), summary: "Board telemetry, pipeline counters and the redaction defaults (the field page's device panel)", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Device"), errors: &[401, 429] },
+    RouteDoc { method: "get", path: "/metrics", style: ApiStyle::Veil, handler: || get(prometheus::metrics), summary: "Counters and board health in Prometheus text format (scrape with a bearer key)", auth: true, query: &[], input: Input::None, output: Output::Text("text/plain"), errors: &[401, 429] },
     RouteDoc { method: "get", path: "/api/v1/pipeline", style: ApiStyle::Veil, handler: || get(status::pipeline), summary: "Camera pipeline counters and latencies", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Pipeline"), errors: &[401, 404, 429] },
 ];
 
@@ -123,6 +131,7 @@ fn operation(r: &RouteDoc) -> Value {
             "image/webp": {"schema": {"type": "string", "format": "binary"}}}})),
         Output::NoContent => (204, json!({"description": "Deleted"})),
         Output::Stream(mime) => (200, json!({"description": "A stream", "content": {mime: {"schema": {"type": "string"}}}})),
+        Output::Text(mime) => (200, json!({"description": "A text document", "content": {mime: {"schema": {"type": "string"}}}})),
     };
     responses.insert(ok.0.to_string(), ok.1);
     let mut errors: Vec<u16> = r.errors.to_vec();
@@ -254,7 +263,8 @@ fn schemas() -> Value {
             "obfuscation_type": {"enum": ["blur", "pixelation"]},
             "width": nullable("integer"), "height": nullable("integer"), "detections_count": nullable("integer"),
             "detections": {"type": "array"}, "error": nullable("string"),
-            "created_at": t("string"), "completed_at": nullable("string"),
+            "created_at": t("string"), "completed_at": nullable("string"), "processing_ms": nullable("integer"),
+            "method": nullable("string"),
             "download_url": nullable("string"), "original_url": nullable("string"),
             "original_deleted_at": nullable("string"), "result_deleted_at": nullable("string"),
         }),
@@ -297,6 +307,13 @@ fn schemas() -> Value {
             "boundingBox": obj(json!({"left": t(NUM), "top": t(NUM), "width": t(NUM), "height": t(NUM)}), &["left", "top", "width", "height"])}),
             &["probability", "tagId", "tagName", "boundingBox"])}, "final_photo": t("string")}), &["created", "predictions", "final_photo"]),
         "Pipeline": t("object"),
+        "Device": obj(json!({"version": t("string"), "backend": t("string"), "telemetry": t("object"),
+            "pipeline": nullable("object"), "preview": t("boolean"), "defaults": obj(json!({"method": t("string"),
+            "strength": nullable(NUM), "min_strength": t(NUM), "shape": t("string"), "padding": t(NUM), "confidence": t(NUM),
+            "categories": {"type": "array", "items": t("string")}}), &["method", "shape", "padding", "categories"]),
+            "methods": {"type": "array", "items": t("string")}, "shapes": {"type": "array", "items": t("string")},
+            "supported_categories": {"type": "array", "items": t("string")}, "max_upload_bytes": t("integer")}),
+            &["version", "backend", "telemetry", "pipeline", "defaults", "methods", "shapes", "supported_categories"]),
         "KeyList": obj(json!({"keys": {"type": "array", "items": {"$ref": "#/components/schemas/KeyRecord"}}}), &["keys"]),
         "NewKey": obj(json!({"key": t("string"), "record": {"$ref": "#/components/schemas/KeyRecord"}}), &["key", "record"]),
         "RevokedKey": obj(json!({"record": {"$ref": "#/components/schemas/KeyRecord"}}), &["record"]),

@@ -25,7 +25,7 @@ const KNOWN_CATEGORIES: &[&str] = &[
     "heads", "faces", "license_plates", "screens", "writing", "street_signs", "id_cards", "passports",
     "credit_cards", "name_badges", "qr_codes", "barcodes", "documents", "tattoos",
 ];
-const SUPPORTED_CATEGORIES: &[&str] = &["heads", "faces"];
+pub(super) const SUPPORTED_CATEGORIES: &[&str] = &["heads", "faces"];
 
 fn categories(form: &UploadForm) -> Result<Vec<String>, ApiError> {
     let mut out: Vec<String> = Vec::new();
@@ -74,13 +74,33 @@ pub async fn redact(
     let file = form.single_file(&["file"], STYLE)?;
     let categories = categories(&form)?;
     let method = form.text("obfuscation_type").or_else(|| form.text("redaction_method")).unwrap_or("blur");
-    let method = match method.to_ascii_lowercase().as_str() {
-        "blur" => "gaussian",
-        "pixelation" | "pixelate" => "pixelate",
+    let mut method = match method.to_ascii_lowercase().as_str() {
+        "blur" => "gaussian".to_string(),
+        "pixelation" | "pixelate" => "pixelate".to_string(),
         other => return Err(bad_value(STYLE, "obfuscation_type", other, "blur or pixelation")),
     };
+    // veil's own finer controls (the field page sends them): method, shape, strength, padding.
+    if let Some(m) = form.text("method") {
+        method = m.to_ascii_lowercase();
+    }
+    let number = |name: &str| -> Result<Option<f32>, ApiError> {
+        form.text(name)
+            .map(|v| v.parse::<f32>().ok().filter(|x| x.is_finite()).ok_or_else(|| bad_value(STYLE, name, v, "a number")))
+            .transpose()
+    };
+    let strength = number("strength")?.map(|s| if s > 1.0 { s / 100.0 } else { s });
+    let padding = number("padding")?;
     let webhook = webhook_url(&form, STYLE)?;
-    let options = JobOptions { method: Some(method.into()), categories, ..Default::default() };
+    let options = JobOptions {
+        method: Some(method),
+        shape: form.text("shape").map(str::to_string),
+        strength,
+        padding,
+        categories,
+        ..Default::default()
+    };
+    // Refuse bad values now (422 naming the field), not as a failed job later.
+    options.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
     let job = submit_upload(&state, caller, ("piiblur", STYLE), file, options, webhook).await?;
     Ok((StatusCode::CREATED, Json(json!({"media_id": job.id, "status": "queued"}))).into_response())
 }
@@ -100,6 +120,7 @@ fn media_json(job: &Job, serve_originals: bool) -> Value {
         "file_size": job.original_bytes,
         "pii_categories": options.categories,
         "obfuscation_type": if options.method.as_deref() == Some("pixelate") { "pixelation" } else { "blur" },
+        "method": options.method,
         "width": job.width,
         "height": job.height,
         "detections_count": job.faces,
@@ -107,6 +128,7 @@ fn media_json(job: &Job, serve_originals: bool) -> Value {
         "error": job.error,
         "created_at": rfc3339(job.created_at),
         "completed_at": job.completed_at.map(rfc3339),
+        "processing_ms": job.started_at.zip(job.completed_at).map(|(a, b)| (b - a).max(0)),
         "download_url": result_kept.then(|| format!("/api/v1/media/{}/download", job.id)),
         "original_url": original_kept.then(|| format!("/api/v1/media/{}/original", job.id)),
         "original_deleted_at": job.original_deleted_at.map(rfc3339),

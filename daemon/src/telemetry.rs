@@ -1,4 +1,4 @@
-//! The `telemetry` payload: board health (CPU load, temperature, memory, disk, uptime, through
+//! One telemetry sample, as MQTT's `telemetry` payload and `/metrics` both report it: board health (CPU load, temperature, memory, disk, uptime, through
 //! `sysinfo` and the kernel's thermal zones) and the daemon's own figures (fps, drops, inference
 //! percentiles, queue depth, pending jobs, waiting events).
 

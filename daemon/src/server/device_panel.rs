@@ -1,0 +1,60 @@
+//! `GET /api/v1/device`: one look at the device for the field page and the laptop's tools: board
+//! telemetry, the camera pipeline's counters, and the redaction defaults an upload gets.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use veil_redact::{Method, Shape};
+
+use super::api_error::{ApiError, ApiStyle};
+use super::piiblur::SUPPORTED_CATEGORIES;
+use super::AppState;
+use crate::jobs::options::MIN_STRENGTH;
+use crate::telemetry::Sources;
+
+pub async fn device(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let task = tokio::task::spawn_blocking(move || {
+        let telemetry = {
+            let mut sampler = state.sampler.lock().unwrap_or_else(|p| p.into_inner());
+            sampler.sample(&Sources {
+                metrics: state.metrics.as_ref(),
+                store: state.engine.store(),
+                capture: state.device.capture_state(),
+                backend: state.device.backend(),
+            })
+        };
+        let d = state.engine.defaults();
+        // f32 settings as people write them (0.6, not 0.6000000238).
+        let r2 = |v: f32| (f64::from(v) * 100.0).round() / 100.0;
+        let (method, strength) = match d.style.method {
+            Method::Gaussian { strength } => ("gaussian", Some(r2(strength))),
+            Method::Pixelate { .. } => ("pixelate", None),
+            Method::Solid { .. } => ("solid", None),
+        };
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "backend": state.active_backend(),
+            "telemetry": telemetry,
+            "pipeline": state.metrics.as_ref().map(|m| m.snapshot()),
+            "preview": state.preview_enabled,
+            "defaults": {
+                "method": method,
+                "strength": strength,
+                "min_strength": r2(MIN_STRENGTH),
+                "shape": match d.style.shape { Shape::Rect => "rect", Shape::Ellipse => "ellipse" },
+                "padding": r2(d.style.padding),
+                "confidence": r2(d.params.confidence),
+                "categories": ["faces"],
+            },
+            "methods": ["gaussian", "pixelate", "solid"],
+            "shapes": ["ellipse", "rect"],
+            "supported_categories": SUPPORTED_CATEGORIES,
+            "max_upload_bytes": state.api.max_upload_bytes,
+        })
+    });
+    match task.await {
+        Ok(body) => Ok(Json(body).into_response()),
+        Err(_) => Err(ApiError::internal(ApiStyle::Veil, "device task failed")),
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Build the unit tests of every workspace crate for aarch64 with Debian's rustc and run each test
+# binary under qemu-aarch64, from its crate's directory as `cargo test` would. Release profile:
+# the dependencies are the ones `make cross` just built for the binary.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TARGET=aarch64-unknown-linux-gnu
+DIR=target/cross
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc
+list=$DIR/unit-tests.txt
+/usr/bin/cargo test --release --features rpi --target $TARGET --target-dir $DIR --workspace --lib --no-run \
+  --message-format=json-render-diagnostics \
+  | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(os.path.dirname(m["manifest_path"]), m["executable"])
+' > "$list"
+[ -s "$list" ] || { echo "no aarch64 test binaries were built"; exit 1; }
+total=0
+while read -r crate_dir exe; do
+  echo "== $(basename "$exe") (under qemu-aarch64, in ${crate_dir#$PWD/})"
+  out=$( (cd "$crate_dir" && qemu-aarch64-static -L /usr/aarch64-linux-gnu "$exe" --test-threads 2) 2>&1 ) \
+    || { echo "$out" | tail -40; echo "aarch64 unit tests failed: $exe"; exit 1; }
+  summary=$(echo "$out" | grep '^test result:')
+  echo "$summary"
+  passed=$(echo "$summary" | sed -E 's/.* ([0-9]+) passed.*/\1/')
+  total=$((total + passed))
+done < "$list"
+echo "aarch64: $total unit tests passed in $(wc -l < "$list") crates"

@@ -1,0 +1,123 @@
+//! The field page in a real browser: Debian's Chromium, driven by Playwright
+//! (`tests/field_page/drive.mjs`), against a running `veil serve` with a camera replay. `make test`
+//! installs Chromium and the locked `playwright-core`; either missing is a failure.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::daemon::Daemon;
+use common::*;
+use serde_json::Value;
+
+/// Every labelled face of `gt` is gone from `image` (the detector finds nothing overlapping it).
+fn assert_faces_hidden(image: &Path, gt: &str) {
+    let found = boxes(&detect_json(image, &[]));
+    for face in ground_truth(gt) {
+        assert!(found.iter().all(|b| iou(*b, face) < 0.3), "face {face:?} still detectable in {}", image.display());
+    }
+}
+
+/// The one member of a zip archive, read by Python's zipfile (which checks the CRC).
+fn unzip_single(zip: &Path) -> (String, Vec<u8>) {
+    let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\n\
+                  names = z.namelist()\nassert len(names) == 1, names\nsys.stdout.write(names[0] + '\\n')\n\
+                  sys.stdout.flush()\nsys.stdout.buffer.write(z.read(names[0]))";
+    let out = Command::new("python3").args(["-c", script]).arg(zip).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let split = out.stdout.iter().position(|&b| b == b'\n').unwrap();
+    (String::from_utf8(out.stdout[..split].to_vec()).unwrap(), out.stdout[split + 1..].to_vec())
+}
+
+#[test]
+fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
+    let driver = root().join("tests/field_page");
+    assert!(
+        driver.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run `npm ci --prefix tests/field_page` (make test does)"
+    );
+    assert!(Path::new("/usr/bin/chromium").is_file(), "Debian's chromium is missing (make test installs it)");
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    std::fs::copy(photo("astronaut.png"), frames.join("astronaut.png")).unwrap();
+    let state = tmp.path().join("state");
+    let d = Daemon::start(&state, &["--source", frames.to_str().unwrap()]);
+    let out = root().join("target/field-page");
+    std::fs::create_dir_all(&out).unwrap();
+    let upload = tmp.path().join("group6.jpg");
+    std::fs::copy(photo("group6.jpg"), &upload).unwrap();
+
+    let run = Command::new("node")
+        .arg(driver.join("drive.mjs"))
+        .args([&d.base, &d.key, upload.to_str().unwrap(), out.to_str().unwrap()])
+        .current_dir(&driver)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    println!("{}", serde_json::to_string_pretty(&seen).unwrap());
+    assert!(seen.get("failure").is_none(), "the browser run failed: {}\ndaemon: {}", seen["failure"], d.log());
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "script errors on the page");
+
+    // Sign in: a wrong key says so and keeps the app closed; the right key opens it and lives in
+    // this tab's sessionStorage only, until logout.
+    assert_eq!(seen["focused_on_load"], "key");
+    let wrong = seen["wrong_key_error"].as_str().unwrap();
+    assert!(wrong.contains("refused this key") && wrong.len() > "refused this key".len() + 20, "{wrong}");
+    assert_eq!(seen["app_hidden_after_wrong_key"], true);
+    assert_eq!(seen["key_storage"], serde_json::json!({"session": 1, "local": 0}));
+    assert_eq!(seen["key_storage_after_logout"], 0);
+    // The form shows the device's defaults.
+    assert_eq!(seen["defaults_note"], "Device defaults: Blur, strength 0.6, Ellipse, padding 0.3, categories faces.");
+    assert_eq!(seen["method"], "gaussian");
+
+    // The photo's result: every labelled face counted and masked in what the browser downloaded.
+    assert_eq!(seen["card_state"], "done", "{}", seen["card_text"]);
+    let labelled = ground_truth("group6.gt").len();
+    assert_eq!(seen["faces"].as_str().unwrap().parse::<usize>().unwrap(), labelled, "face count on the card");
+    assert_eq!(seen["faces_text"], format!("{labelled} faces"));
+    assert!(seen["timing_text"].as_str().unwrap().ends_with("ms on the device"), "{}", seen["timing_text"]);
+    assert_eq!(seen["download_name"], "redacted-group6.jpg");
+    let downloaded = out.join("downloaded-result");
+    let result = std::fs::read(&downloaded).unwrap();
+    let original = std::fs::read(&upload).unwrap();
+    assert_ne!(result, original);
+    let (rw, rh) = image::load_from_memory(&result).expect("the download is an image").to_rgb8().dimensions();
+    assert_eq!((rw, rh), load_rgb(&upload).dimensions());
+    let as_jpeg = tmp.path().join("downloaded.jpg");
+    std::fs::write(&as_jpeg, &result).unwrap();
+    assert_faces_hidden(&as_jpeg, "group6.gt");
+    // Download all: a valid zip holding the same redacted bytes.
+    assert_eq!(seen["zip_name"], "veil-redacted.zip");
+    let (name, bytes) = unzip_single(&out.join("downloaded.zip"));
+    assert_eq!(name, "redacted-group6.jpg");
+    assert!(bytes == result, "the zip holds other bytes than the single download");
+
+    // Device panel: telemetry, the live preview from the camera replay, the job in the list.
+    let status = &seen["status"];
+    for k in ["Camera", "Frames per second", "Inference", "Temperature", "Queue", "Disk free"] {
+        assert!(status.get(k).is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())), "status lacks {k}: {status}");
+    }
+    assert!(status["Inference"].as_str().unwrap().contains("ms median"), "{status}");
+    assert_eq!(seen["preview_caption"], "Live, redacted on the device");
+    let rows = seen["jobs_rows"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r[0] == "group6.jpg" && r[1] == "completed" && r[2] == labelled.to_string().as_str()),
+        "{rows:?}"
+    );
+    assert!(seen["phone_overflow"].as_i64().unwrap() <= 0, "wider than a phone: {}", seen["phone_overflow"]);
+
+    // Nothing left the device: every request went to it (or to the page's own blob URLs).
+    let requests = seen["requests"].as_array().unwrap();
+    assert!(requests.len() > 8, "{requests:?}");
+    for url in requests {
+        let url = url.as_str().unwrap();
+        assert!(url.starts_with(&format!("{}/", d.base)) || url.starts_with("blob:") || url.starts_with("data:"), "{url}");
+    }
+    // The server never sent an original back: no request for one.
+    assert!(requests.iter().all(|u| !u.as_str().unwrap().contains("/original")), "{requests:?}");
+    assert!(out.join("field-page.png").is_file() && out.join("field-page-phone.png").is_file());
+}
