@@ -108,6 +108,9 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
         rows.iter().any(|r| r[0] == "group6.jpg" && r[1] == "completed" && r[2] == labelled.to_string().as_str()),
         "{rows:?}"
     );
+    // The comparison shows the user's own file from this computer (a blob URL), not a download.
+    assert_eq!(seen["original_shown"], true);
+    assert!(seen["original_src"].as_str().unwrap().starts_with("blob:"), "{}", seen["original_src"]);
     assert!(seen["phone_overflow"].as_i64().unwrap() <= 0, "wider than a phone: {}", seen["phone_overflow"]);
 
     // Nothing left the device: every request went to it (or to the page's own blob URLs).

@@ -31,6 +31,29 @@ pub enum Command {
     Models(ModelsCmd),
     /// Measure per-stage speed and memory (medians, p95) against onnxruntime.
     Bench(BenchCmd),
+    /// Score a detector on a labelled photo set: faces (WIDER format) or licence plates.
+    Eval(EvalCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalCmd {
+    /// The set: a folder with `gt_wider_format.txt` and `images/` (faces), or with one folder per
+    /// region of photos and `NAME.txt` labels, `file x y w h text` tab-separated (plates).
+    pub set: PathBuf,
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+    /// Faces: the IoU at which a detection matches a labelled face.
+    #[arg(long, default_value_t = 0.5)]
+    pub iou: f32,
+    /// Plates: grow each mask box by this fraction of its size on every side, as the mask would.
+    #[arg(long, default_value_t = 0.0)]
+    pub padding: f32,
+    /// Plates: the share of a plate's character area that must be masked to count as fully masked.
+    #[arg(long, default_value_t = 0.95)]
+    pub min_cover: f64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which detector to run and how.
@@ -303,6 +326,7 @@ pub fn run() -> i32 {
         Command::Redact(c) => commands::redact::run(c),
         Command::Models(c) => commands::models::run(c),
         Command::Bench(c) => commands::bench::run(c),
+        Command::Eval(c) => commands::eval::run(c),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod detect_response;
 pub mod device;
+pub mod evaluation;
 pub mod gpio;
 pub mod inputs;
 pub mod jobs;

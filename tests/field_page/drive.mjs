@@ -69,9 +69,13 @@ try {
   await page.waitForFunction(() => (document.getElementById('preview').src || '').startsWith('blob:'), null, { timeout: 60_000 });
   seen.preview_caption = await page.textContent('#preview-state');
 
-  await page.check('#compare');
+  // README's screenshot shows only what the device sent (redacted); then the local comparison.
   await page.screenshot({ path: `${out}/field-page.png`, fullPage: true });
+  await page.check('#compare');
+  seen.original_shown = await page.isVisible('.result .original-figure');
+  seen.original_src = await page.getAttribute('.result .original', 'src');
 
+  await page.uncheck('#compare');
   // Phone width: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
   seen.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -6,6 +6,7 @@ pub mod bench_http;
 pub mod bench_pipeline;
 pub mod config;
 pub mod detect;
+pub mod eval;
 pub mod keys;
 pub mod models;
 pub mod redact;

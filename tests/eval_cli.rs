@@ -1,0 +1,76 @@
+//! `veil eval` on small labelled sets built at test time from the fixture photos: the WIDER face
+//! format and the plate label format, scored end to end through the real detector.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn eval_json(set: &std::path::Path, extra: &[&str]) -> Value {
+    let mut args = vec!["eval", set.to_str().unwrap(), "--json", "--threads", "1"];
+    args.extend_from_slice(extra);
+    let out = veil_ok(&args);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn faces_in_wider_format_are_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("images/1--Group")).unwrap();
+    std::fs::copy(photo("group6.jpg"), tmp.path().join("images/1--Group/group6.jpg")).unwrap();
+    std::fs::copy(photo("coffee.png"), tmp.path().join("images/coffee.png")).unwrap();
+    let faces = ground_truth("group6.gt");
+    let mut gt = format!("1--Group/group6.jpg\n{}\n", faces.len() + 1);
+    for (i, f) in faces.iter().enumerate() {
+        let level = if i < 3 { "easy" } else { "hard" };
+        gt += &format!("{} {} {} {} 0 0 0 0 0 0 {level}\n", f[0], f[1], f[2] - f[0], f[3] - f[1]);
+    }
+    // A labelled face where there is none: found by nobody, and marked ignore, so it costs nothing.
+    gt += "10 10 20 20 0 0 0 0 0 0 ignore\ncoffee.png\n0\n0 0 0 0 0 0 0 0 0 0\n";
+    std::fs::write(tmp.path().join("gt_wider_format.txt"), gt).unwrap();
+    let v = eval_json(tmp.path(), &[]);
+    assert_eq!(v["kind"], "faces");
+    let s = &v["score"];
+    assert_eq!((s["images"].as_u64(), s["faces_easy"].as_u64(), s["faces_hard"].as_u64()), (Some(2), Some(3), Some(6)));
+    assert_eq!(s["recall_easy"], 1.0, "{s}");
+    assert_eq!(s["recall_hard"], 1.0, "{s}");
+    assert_eq!(s["precision"], 1.0, "{s}");
+    assert!(s["ap"].as_f64().unwrap() > 0.99, "{s}");
+    // A stricter IoU than the boxes meet loses faces: the scoring really compares boxes.
+    let strict = eval_json(tmp.path(), &["--iou", "0.95"]);
+    assert!(strict["score"]["recall_hard"].as_f64().unwrap() < 1.0, "{strict}");
+}
+
+#[test]
+fn plate_labels_are_scored_per_region_with_coverage() {
+    // The face detector on a plate-format set whose "plates" are the labelled faces grown by half
+    // their size on every side: the face boxes alone cover a quarter of each, padded by half
+    // they cover all of it.
+    let tmp = tempfile::tempdir().unwrap();
+    let region = tmp.path().join("eu");
+    std::fs::create_dir_all(&region).unwrap();
+    std::fs::copy(photo("group6.jpg"), region.join("group6.jpg")).unwrap();
+    let labels: String = ground_truth("group6.gt")
+        .iter()
+        .map(|f| {
+            let (w, h) = (f[2] - f[0], f[3] - f[1]);
+            format!("group6.jpg\t{}\t{}\t{}\t{}\tFACE\n", f[0] - w / 2.0, f[1] - h / 2.0, 2.0 * w, 2.0 * h)
+        })
+        .collect();
+    std::fs::write(region.join("group6.txt"), labels).unwrap();
+    let v = eval_json(tmp.path(), &["--padding", "0.55"]);
+    assert_eq!(v["kind"], "plates");
+    let eu = &v["regions"][0];
+    assert_eq!(eu["region"], "eu");
+    assert_eq!((eu["plates"].as_u64(), eu["fully_masked"].as_u64()), (Some(6), Some(6)), "{eu}");
+    assert_eq!(eu["precision"], 1.0);
+    let bare = &eval_json(tmp.path(), &[])["regions"][0];
+    assert_eq!((bare["fully_masked"].as_u64(), bare["half_covered"].as_u64()), (Some(0), Some(0)), "{bare}");
+    assert_eq!(bare["precision"], 1.0, "every box lies on a labelled plate");
+    assert_eq!(bare["missed"].as_array().unwrap().len(), 6);
+    // Not a labelled set: a clear error.
+    let empty = tempfile::tempdir().unwrap();
+    let out = veil(&["eval", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither gt_wider_format.txt"), "{}", String::from_utf8_lossy(&out.stderr));
+}
