@@ -348,7 +348,7 @@ function showDevice(d) {
     ['Frames per second', p ? `${fixed(p.fps_in)} in · ${fixed(p.fps_out)} redacted` : '—'],
     ['Inference', t.inference_p50_ms == null ? '—' : `${fixed(t.inference_p50_ms)} ms median · ${fixed(t.inference_p95_ms)} ms p95`],
     ['Dropped frames', String(t.dropped_frames)],
-    ['Queue', `${t.queue_depth} frames · ${t.jobs_pending} jobs pending`],
+    ['Queue', `${t.queue_depth} frames · ${t.jobs_pending} pending ${t.jobs_pending === 1 ? 'job' : 'jobs'}`],
     ['Temperature', t.temperature_c == null ? 'no sensor' : `${fixed(t.temperature_c)} °C`],
     ['CPU', `${fixed(t.cpu_percent, 0)} % · load ${fixed(t.load_1m, 2)}`],
     ['Memory', `${t.memory_used_mb} of ${t.memory_total_mb} MB · veil ${t.process_rss_mb} MB`],
