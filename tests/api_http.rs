@@ -396,6 +396,44 @@ fn piiblur_style_media_lifecycle_listing_usage_and_rate_headers() {
     assert!(usage["requests_today"].as_i64().unwrap() > 25, "{usage}");
 }
 
+/// veil's own controls on the PiiBlur upload (what the field page sends): bad values are refused
+/// up front naming the field; good ones shape the mask.
+#[test]
+fn piiblur_uploads_take_veils_method_shape_strength_and_padding() {
+    let (_tmp, d) = daemon("");
+    let c = client();
+    let redact = |fields: &[(&str, &str)]| {
+        let mut form = Form::new().part("file", file_part("group6.jpg")).text("pii_categories[]", "faces");
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        json(c.post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap())
+    };
+    for (field, value) in [("method", "smudge"), ("strength", "strong"), ("padding", "5"), ("shape", "star")] {
+        let (s, body) = redact(&[(field, value)]);
+        assert_eq!(s, 422, "{field}={value}: {body}");
+        let said = body["error"].as_str().unwrap();
+        assert!(said.contains(field) || said.contains(value), "{field}={value}: {said}");
+    }
+    let (s, body) = redact(&[("method", "solid"), ("shape", "rect"), ("padding", "0.1")]);
+    assert_eq!(s, 201, "{body}");
+    let id = body["media_id"].as_str().unwrap().to_string();
+    let media = poll("media completion", || {
+        let (_, v) = json(c.get(d.url(&format!("/api/v1/media/{id}"))).bearer_auth(&d.key).send().unwrap());
+        (v["status"] == "completed" || v["status"] == "failed").then_some(v)
+    });
+    assert_eq!(media["status"], "completed", "{media}");
+    assert_eq!(media["method"], "solid");
+    assert!(media["processing_ms"].as_i64().is_some_and(|ms| ms >= 0), "{media}");
+    let bytes = c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap().bytes().unwrap();
+    let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    // A solid black rectangle over every face: its centre is black.
+    for f in ground_truth("group6.gt") {
+        let p = img.get_pixel(((f[0] + f[2]) / 2.0) as u32, ((f[1] + f[3]) / 2.0) as u32);
+        assert!(p.0.iter().all(|&v| v < 30), "face {f:?} centre is {p:?}, not the solid fill");
+    }
+}
+
 #[test]
 fn originals_are_kept_when_retention_is_configured() {
     let (_tmp, d) = daemon("keep_originals_hours = 1.0\n[api]\nserve_originals = true\n");
