@@ -15,7 +15,7 @@ X86_BUILD ?= $(CARGO) build
 
 ## run: start the daemon on the embedded defaults, replaying the sample photos as its camera
 run: build fixtures
-	@echo "veil: preview at http://127.0.0.1:8080/api/v1/stream.mjpeg, status at /api/v1/pipeline; redacted frames in out/spool"
+	@echo "veil: field page at http://127.0.0.1:8080/ (make a key: ./target/release/veil keys create --name laptop --state-dir out/state); redacted frames in out/spool"
 	./target/release/veil serve --source $(FIXTURES) --spool $(CURDIR)/out/spool --state-dir out/state
 
 ## test: install what is missing, then run every test (unit, end-to-end incl. the field page in Chromium, API
