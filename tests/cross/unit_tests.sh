@@ -7,6 +7,8 @@ cd "$(dirname "$0")/../.."
 TARGET=aarch64-unknown-linux-gnu
 DIR=target/cross
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc
+# See QEMU in the Makefile: the cross loader must not pick up the multiarch libc.
+QEMU=${QEMU:-qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib}
 list=$DIR/unit-tests.txt
 /usr/bin/cargo test --release --features rpi --target $TARGET --target-dir $DIR --workspace --lib --no-run \
   --message-format=json-render-diagnostics \
@@ -21,7 +23,7 @@ for line in sys.stdin:
 total=0
 while read -r crate_dir exe; do
   echo "== $(basename "$exe") (under qemu-aarch64, in ${crate_dir#$PWD/})"
-  out=$( (cd "$crate_dir" && qemu-aarch64-static -L /usr/aarch64-linux-gnu "$exe" --test-threads 2) 2>&1 ) \
+  out=$( (cd "$crate_dir" && timeout 900 $QEMU "$exe" --test-threads 2) 2>&1 ) \
     || { echo "$out" | tail -40; echo "aarch64 unit tests failed: $exe"; exit 1; }
   summary=$(echo "$out" | grep '^test result:')
   echo "$summary"
