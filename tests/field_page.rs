@@ -39,9 +39,7 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     );
     assert!(Path::new("/usr/bin/chromium").is_file(), "Debian's chromium is missing (make test installs it)");
     let tmp = tempfile::tempdir().unwrap();
-    let frames = tmp.path().join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    std::fs::copy(photo("astronaut.png"), frames.join("astronaut.png")).unwrap();
+    let frames = frames_dir(tmp.path(), &["astronaut.png"]);
     let state = tmp.path().join("state");
     let d = Daemon::start(&state, &["--source", frames.to_str().unwrap()]);
     let out = root().join("target/field-page");

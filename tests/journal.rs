@@ -40,17 +40,10 @@ fn events_reach_the_journal_with_their_fields_when_stderr_is_the_journal() {
     std::fs::create_dir_all(run.join("systemd/journal")).unwrap();
     let journal = UnixDatagram::bind(run.join("systemd/journal/socket")).unwrap();
     journal.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let frames = tmp.path().join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    std::fs::copy(photo("group6.jpg"), frames.join("group6.jpg")).unwrap();
+    let frames = frames_dir(tmp.path(), &["group6.jpg"]);
     // Paced like a live camera with a 1 ms deadline: the frame is dropped (a warning with the
     // frame id and the cause), then the replay ends (an info event).
-    let config = tmp.path().join("veil.toml");
-    std::fs::write(
-        &config,
-        format!("[camera]\nsource = {:?}\nfps = 5\ndeadline_ms = 1\nwidth = 320\nheight = 240\n", frames.to_str().unwrap()),
-    )
-    .unwrap();
+    let config = camera_config(tmp.path(), &frames, "fps = 5\ndeadline_ms = 1\nwidth = 320\nheight = 240\n");
     let stderr_path = tmp.path().join("stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let meta = stderr.metadata().unwrap();

@@ -21,10 +21,7 @@ fn sample(text: &str, series: &str) -> f64 {
 #[test]
 fn metrics_pass_promtool_and_agree_with_the_pipeline() {
     let tmp = tempfile::tempdir().unwrap();
-    let frames = tmp.path().join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    std::fs::copy(photo("group6.jpg"), frames.join("group6.jpg")).unwrap();
-    std::fs::copy(photo("astronaut.png"), frames.join("astronaut.png")).unwrap();
+    let frames = frames_dir(tmp.path(), &["group6.jpg", "astronaut.png"]);
     let d = Daemon::start(&tmp.path().join("state"), &["--source", frames.to_str().unwrap()]);
     let pipeline = d.wait_processed(2);
 

@@ -39,9 +39,7 @@ fn ready_watchdog_and_stopping_reach_an_emulated_service_manager() {
     let tmp = tempfile::tempdir().unwrap();
     let manager = ServiceManager::new(tmp.path());
     let state = tmp.path().join("state");
-    let frames = tmp.path().join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    std::fs::copy(photo("group6.jpg"), frames.join("group6.jpg")).unwrap();
+    let frames = frames_dir(tmp.path(), &["group6.jpg"]);
     let mut service = manager.start(
         &["serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap(), "--source", frames.to_str().unwrap()],
         Some(Duration::from_millis(400)),
@@ -71,17 +69,10 @@ fn a_wedged_pipeline_starves_the_watchdog_and_the_restarted_daemon_serves() {
     let tmp = tempfile::tempdir().unwrap();
     let manager = ServiceManager::new(tmp.path());
     let state = tmp.path().join("state");
-    let frames = tmp.path().join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    std::fs::copy(photo("group6.jpg"), frames.join("group6.jpg")).unwrap();
+    let frames = frames_dir(tmp.path(), &["group6.jpg"]);
     // A looped replay at 4 fps is paced like a live camera: its frames have a 1.5 s deadline, so
     // a worker silent for 11.5 s is hung.
-    let config = tmp.path().join("veil.toml");
-    std::fs::write(
-        &config,
-        format!("[camera]\nsource = {:?}\nfps = 4\nloop = true\ndeadline_ms = 1500\n", frames.to_str().unwrap()),
-    )
-    .unwrap();
+    let config = camera_config(tmp.path(), &frames, "fps = 4\nloop = true\ndeadline_ms = 1500\n");
     let args = ["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()];
     let period = Duration::from_secs(3);
     let mut wedged = manager.start(&args, Some(period), &[("VEIL_FAULT_STALL_AT_FRAME", "4")]);

@@ -34,6 +34,23 @@ pub fn ground_truth(name: &str) -> Vec<[f32; 4]> {
         .collect()
 }
 
+/// `dir/frames/` holding copies of the named fixture photos: a camera replay source.
+pub fn frames_dir(dir: &Path, photos: &[&str]) -> PathBuf {
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    for name in photos {
+        std::fs::copy(photo(name), frames.join(name)).unwrap();
+    }
+    frames
+}
+
+/// `dir/veil.toml` with a `[camera]` replaying `frames` plus `camera_keys` (TOML lines).
+pub fn camera_config(dir: &Path, frames: &Path, camera_keys: &str) -> PathBuf {
+    let config = dir.join("veil.toml");
+    std::fs::write(&config, format!("[camera]\nsource = {:?}\n{camera_keys}", frames.to_str().unwrap())).unwrap();
+    config
+}
+
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
