@@ -86,7 +86,7 @@ impl Sampler {
         let load = System::load_average().ok();
         let (disk_free, disk_total) = self.disk_space();
         let m = s.metrics.map(|m| m.snapshot());
-        let inference = m.as_ref().and_then(|m| m.inference_ms.clone());
+        let inference = m.as_ref().and_then(|m| m.inference_ms);
         const MB: u64 = 1 << 20;
         Telemetry {
             at: rfc3339(now_ms()),

@@ -74,8 +74,11 @@ pub struct FaceScore {
     pub iou_threshold: f32,
 }
 
-/// Score `(labelled faces, detections with their scores)` per image.
-pub fn score(images: &[(Vec<LabelledFace>, Vec<(Box4, f32)>)], iou_threshold: f32) -> FaceScore {
+/// One photo: its labelled faces and the detections with their scores.
+pub type ScoredPhoto = (Vec<LabelledFace>, Vec<(Box4, f32)>);
+
+/// Score every photo's detections against its labels.
+pub fn score(images: &[ScoredPhoto], iou_threshold: f32) -> FaceScore {
     let mut found = [0usize; 3];
     let mut total = [0usize; 3];
     let mut ranked = Vec::new();

@@ -18,20 +18,18 @@ pub async fn frame_events(State(state): State<AppState>) -> Response {
     let rx = state.events.subscribe();
     let shutdown = state.shutdown.clone();
     let stream = futures_util::stream::unfold((rx, shutdown), |(mut rx, mut shutdown)| async move {
-        loop {
-            if *shutdown.borrow() {
-                return None;
-            }
-            let event = tokio::select! {
-                received = rx.recv() => match received {
-                    Ok(ev) => Event::default().event("frame").json_data(&*ev).unwrap_or_else(|_| Event::default().comment("unserialisable")),
-                    Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-                    Err(RecvError::Closed) => return None,
-                },
-                _ = shutdown.changed() => return None,
-            };
-            return Some((Ok::<_, Infallible>(event), (rx, shutdown)));
+        if *shutdown.borrow() {
+            return None;
         }
+        let event = tokio::select! {
+            received = rx.recv() => match received {
+                Ok(ev) => Event::default().event("frame").json_data(&*ev).unwrap_or_else(|_| Event::default().comment("unserialisable")),
+                Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+                Err(RecvError::Closed) => return None,
+            },
+            _ = shutdown.changed() => return None,
+        };
+        Some((Ok::<_, Infallible>(event), (rx, shutdown)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
