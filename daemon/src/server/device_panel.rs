@@ -11,19 +11,10 @@ use super::api_error::{ApiError, ApiStyle};
 use super::piiblur::SUPPORTED_CATEGORIES;
 use super::AppState;
 use crate::jobs::options::MIN_STRENGTH;
-use crate::telemetry::Sources;
 
 pub async fn device(State(state): State<AppState>) -> Result<Response, ApiError> {
     let task = tokio::task::spawn_blocking(move || {
-        let telemetry = {
-            let mut sampler = state.sampler.lock().unwrap_or_else(|p| p.into_inner());
-            sampler.sample(&Sources {
-                metrics: state.metrics.as_ref(),
-                store: state.engine.store(),
-                capture: state.device.capture_state(),
-                backend: state.device.backend(),
-            })
-        };
+        let telemetry = state.telemetry_sample();
         let d = state.engine.defaults();
         // f32 settings as people write them (0.6, not 0.6000000238).
         let r2 = |v: f32| (f64::from(v) * 100.0).round() / 100.0;

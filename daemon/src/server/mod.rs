@@ -83,6 +83,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// One telemetry sample of the board and the daemon (blocking: call off the async threads).
+    pub fn telemetry_sample(&self) -> crate::telemetry::Telemetry {
+        let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        sampler.sample(&crate::telemetry::Sources {
+            metrics: self.metrics.as_ref(),
+            store: self.engine.store(),
+            capture: self.device.capture_state(),
+            backend: self.device.backend(),
+        })
+    }
+
     /// `name-precision` of the backend in use now.
     pub fn active_backend(&self) -> String {
         use veil_models::Detector;

@@ -11,7 +11,7 @@ use super::api_error::{ApiError, ApiStyle};
 use super::AppState;
 use crate::pipeline::metrics::MetricsSnapshot;
 use crate::store::jobs::JobTotals;
-use crate::telemetry::{Sources, Telemetry};
+use crate::telemetry::Telemetry;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -20,15 +20,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         let store = state.engine.store();
         let snapshot = state.metrics.as_ref().map(|m| m.snapshot());
         let silence = state.metrics.as_ref().map(|m| m.worker_silence().as_secs_f64());
-        let sample = {
-            let mut sampler = state.sampler.lock().unwrap_or_else(|p| p.into_inner());
-            sampler.sample(&Sources {
-                metrics: state.metrics.as_ref(),
-                store,
-                capture: state.device.capture_state(),
-                backend: state.device.backend(),
-            })
-        };
+        let sample = state.telemetry_sample();
         let jobs = store.job_totals(None).map_err(|e| e.to_string())?;
         Ok::<_, String>(render(&Figures { telemetry: &sample, pipeline: snapshot.as_ref(), worker_silence_s: silence, jobs: &jobs }))
     });
