@@ -58,6 +58,7 @@ check-models: pydeps
 fixtures:
 	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null
 	$(PYTHON) models/tool/pinned.py sequences $(FIXTURES)/sequences > /dev/null
+	$(PYTHON) models/tool/pinned.py plates $(FIXTURES)/plates > /dev/null
 
 fp32:
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null

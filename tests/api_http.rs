@@ -332,7 +332,7 @@ fn piiblur_style_media_lifecycle_listing_usage_and_rate_headers() {
         }
         c.post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap()
     };
-    let (s, body) = json(redact(&["heads", "license_plates"], "group6.jpg"));
+    let (s, body) = json(redact(&["heads", "tattoos"], "group6.jpg"));
     assert_eq!(s, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains("heads"), "{body}");
     assert_eq!(body["supported_categories"][0], "heads");
@@ -463,7 +463,7 @@ fn maskit_style_any_case_fields_download_once_and_multipart_webhook() {
     let d = Daemon::start(&tmp.path().join("state"), &["--config", cfg.to_str().unwrap()]);
     let c = client();
     // Unsupported categories asked for explicitly -> 422.
-    let form = Form::new().part("image", file_part("group6.jpg")).text("licensePlates", "true");
+    let form = Form::new().part("image", file_part("group6.jpg")).text("humans", "true");
     let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{body}");
     assert!(body["error"].is_string());
@@ -661,7 +661,7 @@ fn health_answers_503_while_the_model_loads_then_200() {
     // A 1080p camera: the detector's plan for that size is built before the daemon is ready,
     // which keeps it loading for about 2 s after the port opens.
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(tmp.path(), "[camera]\nsource = \"test-pattern\"\nwidth = 1920\nheight = 1080\n");
+    let cfg = config(tmp.path(), "[detector]\nbackend = \"centerface\"\n[camera]\nsource = \"test-pattern\"\nwidth = 1920\nheight = 1080\n");
     let state = tmp.path().join("state");
     let key = common::daemon::create_key(&state, "e2e");
     let d = Daemon::start_listening(&state, key, &["--config", &cfg]);

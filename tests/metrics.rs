@@ -22,7 +22,7 @@ fn sample(text: &str, series: &str) -> f64 {
 fn metrics_pass_promtool_and_agree_with_the_pipeline() {
     let tmp = tempfile::tempdir().unwrap();
     let frames = frames_dir(tmp.path(), &["group6.jpg", "astronaut.png"]);
-    let d = Daemon::start(&tmp.path().join("state"), &["--source", frames.to_str().unwrap()]);
+    let d = Daemon::start(&tmp.path().join("state"), &["--backend", "centerface", "--source", frames.to_str().unwrap()]);
     let pipeline = d.wait_processed(2);
 
     let client = reqwest::blocking::Client::new();

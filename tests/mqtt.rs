@@ -246,7 +246,7 @@ fn a_camera_run_publishes_results_and_a_redacted_snapshot_but_never_raw_pixels()
     let cfg = config(
         tmp.path(),
         &format!("url = {:?}\ndevice_id = \"rig-e\"\ndetections = \"frame\"\ntelemetry_interval_s = 1.0", broker.url()),
-        &format!("[camera]\nsource = {frames:?}\nloop = true\nfps = 4\n"),
+        &format!("[camera]\nsource = {frames:?}\nloop = true\nfps = 4\ncategories = [\"faces\"]\n"),
     );
     let d = Daemon::start(&tmp.path().join("state"), &["--config", &cfg]);
     let p = "veil/rig-e";

@@ -59,7 +59,7 @@ fn every_curl_example_in_the_readme_works_as_written() {
     let cfg = tmp.path().join("veil.toml");
     std::fs::write(
         &cfg,
-        format!("[camera]\nsource = {:?}\nloop = true\nfps = 2\n", root().join("tests/fixtures/cache/astronaut.png")),
+        format!("[camera]\nsource = {:?}\nloop = true\nfps = 2\ncategories = [\"faces\"]\n", root().join("tests/fixtures/cache/astronaut.png")),
     )
     .unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--config", cfg.to_str().unwrap()]);

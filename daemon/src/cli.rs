@@ -120,6 +120,10 @@ pub struct ServeCmd {
     /// test-pattern (overrides camera.source).
     #[arg(long)]
     pub source: Option<String>,
+    /// Detection backend, e.g. centerface (faces only) or centerface+plates (overrides
+    /// detector.backend).
+    #[arg(long)]
+    pub backend: Option<String>,
     /// Directory for redacted frames (overrides spool.dir).
     #[arg(long)]
     pub spool: Option<PathBuf>,

@@ -93,7 +93,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         let p = DetectParams::default();
         Self {
-            backend: "centerface".into(),
+            backend: "centerface+plates".into(),
             precision: "int8".into(),
             confidence: p.confidence,
             nms_threshold: p.nms_threshold,
@@ -155,6 +155,9 @@ pub struct CameraConfig {
     pub queue_depth: usize,
     /// A frame not redacted within this many milliseconds of capture is dropped, never output.
     pub deadline_ms: u64,
+    /// What the camera masks (`faces`, `license_plates`); empty = everything the detector
+    /// backend finds. Uploads choose per request.
+    pub categories: Vec<String>,
 }
 
 impl Default for CameraConfig {
@@ -169,6 +172,7 @@ impl Default for CameraConfig {
             looped: false,
             queue_depth: 1,
             deadline_ms: 2000,
+            categories: Vec::new(),
         }
     }
 }
@@ -395,6 +399,15 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.detect_params()?;
         self.precision()?;
+        let known = veil_models::Registry::backend_names();
+        let members: Vec<&str> = self.detector.backend.split(veil_models::ENSEMBLE_SEPARATOR).map(str::trim).collect();
+        if let Some(bad) = members.iter().find(|m| !known.contains(m)) {
+            anyhow::bail!(
+                "detector.backend {:?}: unknown backend {bad:?} (known: {}; join several with +)",
+                self.detector.backend,
+                known.join(", ")
+            );
+        }
         self.mask_style()?;
         self.tracker.validate().map_err(anyhow::Error::msg)?;
         for (i, zone) in self.privacy_zones.iter().enumerate() {
@@ -493,11 +506,19 @@ impl Config {
 
     pub fn detect_params(&self) -> anyhow::Result<DetectParams> {
         let d = &self.detector;
+        // The camera's categories; jobs replace them with their own request's.
+        let categories = match self.camera.as_ref().map(|c| &c.categories) {
+            Some(names) if !names.is_empty() => Some(
+                crate::categories::category_set(names).map_err(|e| anyhow::anyhow!("camera.categories: {e}"))?,
+            ),
+            _ => None,
+        };
         let params = DetectParams {
             confidence: d.confidence,
             nms_threshold: d.nms_threshold,
             max_faces: d.max_faces,
             scale: d.scale.parse::<DetectScale>().map_err(|e| anyhow::anyhow!("detector.scale: {e}"))?,
+            categories,
             ..DetectParams::default()
         };
         params.validate().map_err(|e| anyhow::anyhow!("detector: {e}"))?;

@@ -167,7 +167,7 @@ impl Device {
     ) -> Result<(Arc<dyn Detector>, Arc<dyn Detector>), Refused> {
         let mut known: Vec<String> = self.registry.list().into_iter().filter(|b| b.available).map(|b| b.name).collect();
         known.dedup();
-        if !known.iter().any(|k| k == name) {
+        if !name.split(veil_models::ENSEMBLE_SEPARATOR).all(|member| known.iter().any(|k| k == member)) {
             return refuse(format!("unknown backend {name:?}; available: {}", known.join(", ")));
         }
         let build = |threads| self.registry.create(name, precision, threads).map_err(|e| Refused(format!("backend {name}: {e}")));

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use image::RgbImage;
-use veil_models::{DetectError, DetectParams, Detection, Detector, RgbImage as ModelImage, StageTimings};
-use veil_redact::{MaskStyle, Region, RgbFrame};
+use veil_models::{BBox, Category, DetectError, DetectParams, Detection, Detector, RgbImage as ModelImage, StageTimings};
+use veil_redact::{MaskStyle, Region, RgbFrame, Shape};
 
 /// Timings of one redaction, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -49,11 +49,9 @@ impl Redactor {
             return Err(DetectError::Inference(format!("detector returned a non-finite box {:?}", bad.bbox)));
         }
         let t = Instant::now();
-        let regions: Vec<Region> =
-            out.detections.iter().map(|d| Region::new(d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2)).collect();
         let mut frame =
             RgbFrame::new(img.as_mut(), w, h).map_err(|e| DetectError::Inference(format!("frame buffer: {e}")))?;
-        veil_redact::redact(&mut frame, &regions, &self.style);
+        mask_boxes(&mut frame, out.detections.iter().map(|d| (d.category, d.bbox)), &self.style);
         let mask_ms = t.elapsed().as_secs_f64() * 1000.0;
         Ok(RedactionReport {
             detections: out.detections,
@@ -61,4 +59,19 @@ impl Redactor {
             network_input: out.network_input,
         })
     }
+}
+
+/// Mask each box in `frame` with `style`, except that licence plates are always masked as
+/// rectangles: an ellipse inside a long plate's box would leave the characters at its ends.
+pub fn mask_boxes(frame: &mut RgbFrame<'_>, boxes: impl Iterator<Item = (Category, BBox)>, style: &MaskStyle) {
+    let (mut faces, mut plates) = (Vec::new(), Vec::new());
+    for (category, b) in boxes {
+        let region = Region::new(b.x1, b.y1, b.x2, b.y2);
+        match category {
+            Category::Face => faces.push(region),
+            Category::LicensePlate => plates.push(region),
+        }
+    }
+    veil_redact::redact(frame, &faces, style);
+    veil_redact::redact(frame, &plates, &MaskStyle { shape: Shape::Rect, ..*style });
 }

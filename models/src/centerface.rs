@@ -72,6 +72,7 @@ impl Detector for CenterFace {
 
     fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
         params.validate()?;
+        params.wanted(&self.info.categories)?;
         let (tw, th) = params.scale.target_size(image.width, image.height);
         let (nw, nh) = (pad32(tw), pad32(th));
         if nw as u64 * nh as u64 > params.max_network_pixels {

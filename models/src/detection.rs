@@ -7,13 +7,50 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Face,
+    LicensePlate,
 }
 
 impl Category {
+    pub const ALL: [Category; 2] = [Category::Face, Category::LicensePlate];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Category::Face => "face",
+            Category::LicensePlate => "license_plate",
         }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of categories (which ones a call asks for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CategorySet(u8);
+
+impl CategorySet {
+    pub fn contains(&self, c: Category) -> bool {
+        self.0 & c.bit() != 0
+    }
+    pub fn insert(&mut self, c: Category) {
+        self.0 |= c.bit();
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Category> + '_ {
+        Category::ALL.into_iter().filter(|c| self.contains(*c))
+    }
+}
+
+impl FromIterator<Category> for CategorySet {
+    fn from_iter<I: IntoIterator<Item = Category>>(iter: I) -> Self {
+        let mut set = CategorySet::default();
+        for c in iter {
+            set.insert(c);
+        }
+        set
     }
 }
 

@@ -9,6 +9,8 @@ pub enum DetectError {
     ChecksumMismatch { name: String, expected: String, actual: String },
     #[error("unknown backend '{0}'")]
     UnknownBackend(String),
+    #[error("this detector cannot find '{0}' (load a backend that does, e.g. centerface+plates)")]
+    UnsupportedCategory(String),
     #[error("invalid parameter: {0}")]
     InvalidParam(String),
     #[error("image is {width}x{height}; it must be at least 1x1 and its data {expected} bytes, got {actual}")]

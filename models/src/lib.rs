@@ -1,27 +1,34 @@
-//! veil-models: face (and later plate/person) detectors on tract behind one [`Detector`] API,
+//! veil-models: face and licence-plate detectors on tract behind one [`Detector`] API,
 //! with their pre/post-processing, model artifacts and a registry of backends.
 
 mod artifacts;
 mod centerface;
+mod contrast;
 mod detection;
+mod ensemble;
 mod error;
 mod int8;
 mod nms;
 mod params;
 mod plan_cache;
+mod plates;
 mod precision;
 mod preprocess;
 mod registry;
+mod text_map;
+mod text_regions;
 
 pub use artifacts::{ModelArtifact, ModelStore, MANIFEST_JSON};
 pub use centerface::CenterFace;
-pub use detection::{BBox, Category, Detection, Point};
+pub use detection::{BBox, Category, CategorySet, Detection, Point};
+pub use ensemble::Ensemble;
 pub use error::DetectError;
 pub use int8::onnx_with_int8_ops;
 pub use params::{DetectParams, DetectScale};
+pub use plates::{PlateShape, Plates};
 pub use precision::Precision;
 pub use preprocess::RgbImage;
-pub use registry::{BackendInfo, Registry};
+pub use registry::{BackendInfo, Registry, ENSEMBLE_SEPARATOR};
 
 /// Per-stage timings of one detection call, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -40,7 +47,7 @@ pub struct DetectOutput {
     pub network_input: (u32, u32),
 }
 
-/// One detection API; backends (CenterFace today) implement it.
+/// One detection API; backends (CenterFace, plates, ensembles of them) implement it.
 pub trait Detector: Send + Sync {
     /// Static facts about this backend instance (name, precision, model hash, ...).
     fn info(&self) -> &BackendInfo;

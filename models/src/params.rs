@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 
+use crate::detection::{Category, CategorySet};
 use crate::error::DetectError;
 
 /// On what size of copy the network looks for objects.
@@ -70,6 +71,9 @@ pub struct DetectParams {
     /// Largest network input (pixels) a call may ask for; bigger requests fail instead of
     /// allocating (default 16 Mpx, e.g. 4K upscaled x2 is refused).
     pub max_network_pixels: u64,
+    /// The categories to look for; `None` = every category the detector finds. Asking a detector
+    /// for a category it cannot find is an error, never a silent empty answer.
+    pub categories: Option<CategorySet>,
 }
 
 impl Default for DetectParams {
@@ -80,6 +84,7 @@ impl Default for DetectParams {
             max_faces: 0,
             scale: DetectScale::Native,
             max_network_pixels: 16 * 1024 * 1024,
+            categories: None,
         }
     }
 }
@@ -95,6 +100,18 @@ impl DetectParams {
         };
         unit("confidence", self.confidence)?;
         unit("nms_threshold", self.nms_threshold)
+    }
+
+    /// The requested categories a detector finding `available` should look for; an error names
+    /// a requested category it cannot find.
+    pub fn wanted(&self, available: &[Category]) -> Result<CategorySet, DetectError> {
+        let Some(asked) = self.categories else {
+            return Ok(available.iter().copied().collect());
+        };
+        if let Some(missing) = asked.iter().find(|c| !available.contains(c)) {
+            return Err(DetectError::UnsupportedCategory(missing.as_str().to_string()));
+        }
+        Ok(asked)
     }
 }
 

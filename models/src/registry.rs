@@ -9,8 +9,10 @@ use serde::Serialize;
 use crate::artifacts::{sha256_hex, ModelStore};
 use crate::centerface::CenterFace;
 use crate::detection::Category;
+use crate::ensemble::Ensemble;
 use crate::error::DetectError;
 use crate::params::DetectParams;
+use crate::plates::Plates;
 use crate::precision::Precision;
 use crate::preprocess::RgbImage;
 use crate::Detector;
@@ -42,13 +44,25 @@ struct BackendKind {
     build: BuildFn,
 }
 
-const KINDS: &[BackendKind] = &[BackendKind {
-    name: "centerface",
-    categories: &[Category::Face],
-    input_multiple: 32,
-    input_layout: "NCHW float32 RGB 0..255",
-    build: |bytes, info, threads| Ok(Arc::new(CenterFace::from_bytes(bytes, info, threads)?)),
-}];
+const KINDS: &[BackendKind] = &[
+    BackendKind {
+        name: "centerface",
+        categories: &[Category::Face],
+        input_multiple: 32,
+        input_layout: "NCHW float32 RGB 0..255",
+        build: |bytes, info, threads| Ok(Arc::new(CenterFace::from_bytes(bytes, info, threads)?)),
+    },
+    BackendKind {
+        name: "plates",
+        categories: &[Category::LicensePlate],
+        input_multiple: 32,
+        input_layout: "NCHW float32 BGR (x/255-0.5)/0.5 after CLAHE on L; long side 1600 at native scale",
+        build: |bytes, info, threads| Ok(Arc::new(Plates::from_bytes(bytes, info, threads)?)),
+    },
+];
+
+/// Separates the members of an ensemble name, e.g. `centerface+plates`.
+pub const ENSEMBLE_SEPARATOR: char = '+';
 
 /// Builds detectors from the model store.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +73,11 @@ pub struct Registry {
 impl Registry {
     pub fn new(store: ModelStore) -> Self {
         Self { store }
+    }
+
+    /// The names of every backend kind (members of an ensemble name).
+    pub fn backend_names() -> Vec<&'static str> {
+        KINDS.iter().map(|k| k.name).collect()
     }
 
     pub fn store(&self) -> &ModelStore {
@@ -95,10 +114,35 @@ impl Registry {
 
     /// Build backend `name` at `precision`. `Auto` builds int8 and fp32 (whichever exist), times
     /// one 640x480 inference of each after a warm-up, and keeps the faster.
+    ///
+    /// A backend the manifest has no model of the requested precision for is built at `Auto`
+    /// (plates are fp32 only). `a+b` builds an [`Ensemble`] of backends `a` and `b`.
     pub fn create(&self, name: &str, precision: Precision, threads: usize) -> Result<Arc<dyn Detector>, DetectError> {
+        if name.contains(ENSEMBLE_SEPARATOR) {
+            let mut members = Vec::new();
+            for member in name.split(ENSEMBLE_SEPARATOR).map(str::trim) {
+                if members.iter().any(|m: &Arc<dyn Detector>| m.info().name == member) {
+                    return Err(DetectError::UnknownBackend(format!("{name} (names {member} twice)")));
+                }
+                members.push(self.create(member, precision, threads)?);
+            }
+            return Ok(Arc::new(Ensemble::new(members)?));
+        }
         let kind =
             KINDS.iter().find(|k| k.name == name).ok_or_else(|| DetectError::UnknownBackend(name.to_string()))?;
+        let present: Vec<Precision> = [Precision::Int8, Precision::Fp32]
+            .into_iter()
+            .filter(|p| self.store.artifact(kind.name, *p).is_some_and(|a| self.store.locate(&a.file).is_some()))
+            .collect();
+        let precision = if precision != Precision::Auto && self.store.artifact(kind.name, precision).is_none() {
+            tracing::info!(backend = name, asked = %precision, "no model at this precision; choosing among the others");
+            Precision::Auto
+        } else {
+            precision
+        };
         match precision {
+            // One candidate: nothing to compare.
+            Precision::Auto if present.len() == 1 => self.create_exact(kind, present[0], threads),
             Precision::Auto => {
                 let mut best: Option<(f64, Arc<dyn Detector>)> = None;
                 let mut last_err = None;

@@ -7,18 +7,19 @@ use veil_models::{Detector, ModelStore, Precision, Registry};
 #[test]
 fn model_files_match_the_manifest_sha256() {
     let store = ModelStore::default();
-    for p in [Precision::Int8, Precision::Fp32] {
-        let a = store.artifact("centerface", p).expect("listed in the manifest");
+    for (backend, p) in [("centerface", Precision::Int8), ("centerface", Precision::Fp32), ("plates", Precision::Fp32)] {
+        let a = store.artifact(backend, p).expect("listed in the manifest");
         // `read` refuses a file whose sha256 differs; a missing fp32 file (make models) fails too.
-        store.read(a).unwrap_or_else(|e| panic!("{p}: {e}"));
+        store.read(a).unwrap_or_else(|e| panic!("{backend} {p}: {e}"));
     }
 }
 
 #[test]
-fn registry_lists_both_precisions_with_their_hashes() {
+fn registry_lists_every_backend_and_precision_with_their_hashes() {
     let list = Registry::default().list();
-    assert_eq!(list.len(), 2);
-    assert!(list.iter().all(|b| b.available && b.sha256.len() == 64 && b.name == "centerface"));
+    let names: Vec<String> = list.iter().map(|b| format!("{}-{}", b.name, b.precision)).collect();
+    assert_eq!(names, ["centerface-int8", "centerface-fp32", "plates-fp32"]);
+    assert!(list.iter().all(|b| b.available && b.sha256.len() == 64));
 }
 
 fn photo(name: &str) -> image::RgbImage {

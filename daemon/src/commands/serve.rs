@@ -63,6 +63,9 @@ pub fn effective_config(cmd: &ServeCmd) -> anyhow::Result<(Config, serde_json::V
     if let Some(listen) = &cmd.listen {
         config.server.listen = listen.clone();
     }
+    if let Some(backend) = &cmd.backend {
+        config.detector.backend = backend.clone();
+    }
     if let Some(source) = &cmd.source {
         config.camera.get_or_insert_with(CameraConfig::default).source = source.clone();
     }
@@ -222,6 +225,9 @@ fn start_services(
     let detector = SwappableDetector::new(registry.create(&config.detector.backend, config.precision()?, threads)?);
     let backend = detector.info().clone();
     eprintln!("veil: model {} {} ({}) loaded", backend.name, backend.version, backend.precision);
+    if config.camera.is_some() {
+        config.detect_params()?.wanted(&backend.categories).map_err(|e| anyhow::anyhow!("camera.categories: {e}"))?;
+    }
 
     let store = Arc::new(Store::open(state_dir)?);
     let job_workers = match config.jobs.workers {

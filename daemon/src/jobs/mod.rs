@@ -255,6 +255,11 @@ impl JobEngine {
         &self.shared.config
     }
 
+    /// What the jobs' detector can find (it may be swapped at run time).
+    pub fn categories(&self) -> Vec<veil_models::Category> {
+        self.shared.detector.info().categories.clone()
+    }
+
     /// Check an upload, store its original (fsynced) and its row, and queue it.
     pub fn submit(&self, upload: &Upload<'_>) -> Result<Job, SubmitError> {
         self.check_room(1)?;

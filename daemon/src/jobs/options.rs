@@ -28,7 +28,8 @@ pub struct JobOptions {
     pub quality: Option<u8>,
     /// Fail the job with "No face detected" when nothing is found (CloakBioGuard style).
     pub require_face: bool,
-    /// What the caller asked to hide, in its API's words (kept for the job's description).
+    /// What the caller asked to hide, in its API's words (`faces`, `license_plates`, ...; see
+    /// `crate::categories`); empty means faces.
     pub categories: Vec<String>,
     /// Free text echoed back in webhooks (MaskIt style).
     pub metadata: Option<String>,
@@ -76,6 +77,7 @@ impl JobOptions {
             params.max_faces = m;
         }
         params.validate().map_err(|e| e.to_string())?;
+        params.categories = Some(crate::categories::category_set(&self.categories)?);
         let mut style = defaults.style;
         let color = match &self.color {
             Some(c) => veil_redact::parse_color(c).map_err(|e| e.to_string())?,

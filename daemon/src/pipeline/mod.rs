@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use image::codecs::jpeg::JpegEncoder;
 use veil_camera::FrameSource;
 use veil_models::Detector;
-use veil_redact::{MaskStyle, Region, RgbFrame};
+use veil_redact::{MaskStyle, RgbFrame};
 
 use crate::sinks::Dispatcher;
 use controls::{CaptureSwitch, LiveTuning};
@@ -505,8 +505,7 @@ fn mask_frame(
     style: &MaskStyle,
 ) -> Result<usize, String> {
     let mut frame = RgbFrame::new(pixels, width, height).map_err(|e| format!("frame buffer: {e}"))?;
-    let regions: Vec<Region> = masks.iter().map(|m| Region::new(m.bbox.x1, m.bbox.y1, m.bbox.x2, m.bbox.y2)).collect();
-    veil_redact::redact(&mut frame, &regions, style);
+    crate::redaction::mask_boxes(&mut frame, masks.iter().map(|m| (m.category, m.bbox)), style);
     let mut drawn = 0;
     for zone in zones {
         let points: Vec<(f32, f32)> = zone.iter().map(|&(x, y)| (x * width as f32, y * height as f32)).collect();

@@ -8,13 +8,14 @@ use serde_json::json;
 use veil_redact::{Method, Shape};
 
 use super::api_error::{ApiError, ApiStyle};
-use super::piiblur::SUPPORTED_CATEGORIES;
+use super::piiblur::supported_categories;
 use super::AppState;
 use crate::jobs::options::MIN_STRENGTH;
 
 pub async fn device(State(state): State<AppState>) -> Result<Response, ApiError> {
     let task = tokio::task::spawn_blocking(move || {
         let telemetry = state.telemetry_sample();
+        let supported = supported_categories(&state);
         let d = state.engine.defaults();
         // f32 settings as people write them (0.6, not 0.6000000238).
         let r2 = |v: f32| (f64::from(v) * 100.0).round() / 100.0;
@@ -36,11 +37,12 @@ pub async fn device(State(state): State<AppState>) -> Result<Response, ApiError>
                 "shape": match d.style.shape { Shape::Rect => "rect", Shape::Ellipse => "ellipse" },
                 "padding": r2(d.style.padding),
                 "confidence": r2(d.params.confidence),
-                "categories": ["faces"],
+                // Everything the device finds ("heads" and "faces" are one detector).
+                "categories": supported.iter().filter(|c| **c != "heads").collect::<Vec<_>>(),
             },
             "methods": ["gaussian", "pixelate", "solid"],
             "shapes": ["ellipse", "rect"],
-            "supported_categories": SUPPORTED_CATEGORIES,
+            "supported_categories": supported,
             "max_upload_bytes": state.api.max_upload_bytes,
         })
     });

@@ -28,18 +28,26 @@ pub async fn process_image(
     let form = UploadForm::read(mp, STYLE).await?;
     let file = form.single_file(&["image"], STYLE)?;
     let faces = form.flag("faces", STYLE)?.unwrap_or(true);
-    for other in ["humans", "licensePlates"] {
-        if form.flag(other, STYLE)? == Some(true) {
-            return Err(ApiError::unprocessable(
-                STYLE,
-                format!("This device cannot detect {other} yet; it masks faces only (send {other}=false)"),
-            )
-            .with_extra(json!({"supported": ["faces"]})));
-        }
+    let plates = form.flag("licensePlates", STYLE)?.unwrap_or(false);
+    if form.flag("humans", STYLE)? == Some(true) {
+        return Err(ApiError::unprocessable(
+            STYLE,
+            "This device cannot detect humans; it masks faces and licence plates (send humans=false)",
+        )
+        .with_extra(json!({"supported": ["faces", "licensePlates"]})));
     }
-    if !faces {
-        return Err(ApiError::unprocessable(STYLE, "Nothing to mask: faces=false and no other category is supported"));
+    if plates && !state.engine.categories().contains(&veil_models::Category::LicensePlate) {
+        return Err(ApiError::unprocessable(
+            STYLE,
+            "This device's backend finds no licence plates (configure detector.backend = \"centerface+plates\")",
+        )
+        .with_extra(json!({"supported": ["faces"]})));
     }
+    if !faces && !plates {
+        return Err(ApiError::unprocessable(STYLE, "Nothing to mask: faces=false and licensePlates=false"));
+    }
+    let categories: Vec<String> =
+        [(faces, "faces"), (plates, "license_plates")].iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
     let shape = match form.text("shape").map(str::to_ascii_lowercase).as_deref() {
         None | Some("mask") => "ellipse",
         Some("rectangle") => "rect",
@@ -73,7 +81,7 @@ pub async fn process_image(
         shape: Some(shape.into()),
         feather,
         metadata: form.text("metadata").map(str::to_string),
-        categories: vec!["faces".into()],
+        categories,
         download_once: true,
         ..Default::default()
     };

@@ -20,14 +20,18 @@ use crate::store::rfc3339;
 const STYLE: ApiStyle = ApiStyle::PiiBlur;
 const PER_PAGE: i64 = 20;
 
-/// Every category the PiiBlur API names, and the ones this device can detect today.
+/// Every category the PiiBlur API names (what this device finds depends on its backend).
 const KNOWN_CATEGORIES: &[&str] = &[
     "heads", "faces", "license_plates", "screens", "writing", "street_signs", "id_cards", "passports",
     "credit_cards", "name_badges", "qr_codes", "barcodes", "documents", "tattoos",
 ];
-pub(super) const SUPPORTED_CATEGORIES: &[&str] = &["heads", "faces"];
 
-fn categories(form: &UploadForm) -> Result<Vec<String>, ApiError> {
+/// The PiiBlur category names this device's upload backend can hide now.
+pub(super) fn supported_categories(state: &AppState) -> Vec<&'static str> {
+    crate::categories::api_names(&state.engine.categories())
+}
+
+fn categories(form: &UploadForm, supported: &[&str]) -> Result<Vec<String>, ApiError> {
     let mut out: Vec<String> = Vec::new();
     for raw in form.texts(&["pii_categories[]", "pii_categories", "categories[]", "categories"]) {
         // A single field may also carry a comma-separated list or a JSON array.
@@ -36,7 +40,11 @@ fn categories(form: &UploadForm) -> Result<Vec<String>, ApiError> {
             Err(_) => raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         };
         for item in items {
-            let c = item.to_ascii_lowercase();
+            let mut c = item.to_ascii_lowercase();
+            // MaskIt's spelling of the same category.
+            if c == "licenseplates" {
+                c = "license_plates".into();
+            }
             if !out.contains(&c) {
                 out.push(c);
             }
@@ -44,22 +52,19 @@ fn categories(form: &UploadForm) -> Result<Vec<String>, ApiError> {
     }
     if out.is_empty() {
         return Err(ApiError::unprocessable(STYLE, "pii_categories is required: name at least one category")
-            .with_extra(json!({"supported_categories": SUPPORTED_CATEGORIES})));
+            .with_extra(json!({"supported_categories": supported})));
     }
     for c in &out {
         if !KNOWN_CATEGORIES.contains(&c.as_str()) {
             return Err(ApiError::unprocessable(STYLE, format!("Unknown category '{c}'"))
-                .with_extra(json!({"supported_categories": SUPPORTED_CATEGORIES})));
+                .with_extra(json!({"supported_categories": supported})));
         }
-        if !SUPPORTED_CATEGORIES.contains(&c.as_str()) {
+        if !supported.contains(&c.as_str()) {
             return Err(ApiError::unprocessable(
                 STYLE,
-                format!(
-                    "This device cannot detect '{c}' yet; supported categories: {}",
-                    SUPPORTED_CATEGORIES.join(", ")
-                ),
+                format!("This device cannot detect '{c}'; supported categories: {}", supported.join(", ")),
             )
-            .with_extra(json!({"supported_categories": SUPPORTED_CATEGORIES})));
+            .with_extra(json!({"supported_categories": supported})));
         }
     }
     Ok(out)
@@ -72,7 +77,7 @@ pub async fn redact(
 ) -> Result<Response, ApiError> {
     let form = UploadForm::read(mp, STYLE).await?;
     let file = form.single_file(&["file"], STYLE)?;
-    let categories = categories(&form)?;
+    let categories = categories(&form, &supported_categories(&state))?;
     let method = form.text("obfuscation_type").or_else(|| form.text("redaction_method")).unwrap_or("blur");
     let mut method = match method.to_ascii_lowercase().as_str() {
         "blur" => "gaussian".to_string(),
@@ -312,7 +317,7 @@ pub async fn usage(State(state): State<AppState>, Extension(caller): Extension<C
         "detections_redacted": totals.faces,
         "uploaded_bytes": totals.uploaded_bytes,
         "stored_result_bytes": totals.stored_result_bytes,
-        "supported_categories": SUPPORTED_CATEGORIES,
+        "supported_categories": supported_categories(&state),
     }))
     .into_response())
 }

@@ -60,7 +60,29 @@ fn number<T: std::str::FromStr>(
     param(query, form, name).map(|v| v.parse::<T>().map_err(|_| bad_value(STYLE, name, v, "a number"))).transpose()
 }
 
-fn detect_options(query: &[(String, String)], form: &UploadForm) -> Result<JobOptions, ApiError> {
+/// `categories`: a comma-separated list (default faces); each must be one this device finds.
+fn categories(state: &AppState, query: &[(String, String)], form: &UploadForm) -> Result<Vec<String>, ApiError> {
+    let Some(raw) = param(query, form, "categories") else {
+        return Ok(Vec::new());
+    };
+    let available = state.engine.categories();
+    let mut out = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match crate::categories::category_of(name) {
+            Some(c) if available.contains(&c) => out.push(name.to_ascii_lowercase()),
+            _ => {
+                let supported = crate::categories::api_names(&available).join(", ");
+                return Err(ApiError::unprocessable(
+                    STYLE,
+                    format!("categories: this device cannot detect '{name}'; supported: {supported}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn detect_options(state: &AppState, query: &[(String, String)], form: &UploadForm) -> Result<JobOptions, ApiError> {
     let confidence: Option<f32> = number(query, form, "confidence")?;
     let nms: Option<f32> = number(query, form, "nms_threshold")?;
     for (name, v) in [("confidence", confidence), ("nms_threshold", nms)] {
@@ -68,7 +90,13 @@ fn detect_options(query: &[(String, String)], form: &UploadForm) -> Result<JobOp
             return Err(ApiError::unprocessable(STYLE, format!("{name} must be within 0.01..1")));
         }
     }
-    Ok(JobOptions { confidence, nms_threshold: nms, max_faces: number(query, form, "max_faces")?, ..Default::default() })
+    Ok(JobOptions {
+        confidence,
+        nms_threshold: nms,
+        max_faces: number(query, form, "max_faces")?,
+        categories: categories(state, query, form)?,
+        ..Default::default()
+    })
 }
 
 async fn read_request(
@@ -130,7 +158,7 @@ pub async fn detect(
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let (query, form) = read_request(query, mp).await?;
-    let requested = detect_options(&query, &form)?;
+    let requested = detect_options(&state, &query, &form)?;
     let mut options = requested.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
     // Detection alone returns no pixels: the caller's threshold applies as asked.
     options.detect_only = true;
@@ -146,7 +174,8 @@ pub async fn detect(
         "job_id": Value::Null,
         "image": {"width": done.width, "height": done.height, "channels": 3, "size_bytes": size},
         "detections": done.detections.iter().enumerate().map(|(i, d)| detection_json(i, d, done.width, done.height)).collect::<Vec<_>>(),
-        "face_count": done.detections.len(),
+        "face_count": done.detections.iter().filter(|d| d.category == veil_models::Category::Face).count(),
+        "plate_count": done.detections.iter().filter(|d| d.category == veil_models::Category::LicensePlate).count(),
         "network_input": {"width": done.network_input.0, "height": done.network_input.1},
         "model": state.active_backend(),
         "timings": {
@@ -168,7 +197,7 @@ pub async fn mask(
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let (query, form) = read_request(query, mp).await?;
-    let mut options = detect_options(&query, &form)?;
+    let mut options = detect_options(&state, &query, &form)?;
     let method = param(&query, &form, "method").unwrap_or("gaussian").to_ascii_lowercase();
     // "elliptical" is a blur inside the ellipse around the face; the other methods fill the box.
     let (name, shape) = match method.as_str() {

@@ -273,9 +273,14 @@ async function process({ file, options, card }) {
     const img = card.querySelector('.redacted');
     img.src = url;
     img.alt = `Redacted ${file.name}`;
-    const faces = media.detections_count ?? 0;
-    card.querySelector('.faces').textContent = `${faces} ${faces === 1 ? 'face' : 'faces'}`;
+    const found = media.detections ?? [];
+    const faces = found.filter((d) => d.category === 'face').length;
+    const plates = found.filter((d) => d.category === 'license_plate').length;
+    let summary = `${faces} ${faces === 1 ? 'face' : 'faces'}`;
+    if (plates > 0) summary += `, ${plates} ${plates === 1 ? 'plate' : 'plates'}`;
+    card.querySelector('.faces').textContent = summary;
     card.querySelector('.faces').dataset.count = String(faces);
+    card.querySelector('.faces').dataset.plates = String(plates);
     if (media.processing_ms != null) card.querySelector('.timing').textContent = `· ${Math.round(media.processing_ms)} ms on the device`;
     const link = card.querySelector('.download');
     link.href = url;

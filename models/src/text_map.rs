@@ -1,0 +1,153 @@
+//! PP-OCRv4's text detector (DBNet, from the rapidocr wheel) on tract: an RGB image in, a
+//! per-pixel text probability map at the network's resolution out.
+
+use std::io::Cursor;
+
+use tract_onnx::prelude::*;
+
+use crate::contrast::{equalize_lightness, Clahe};
+use crate::error::DetectError;
+use crate::params::DetectScale;
+use crate::plan_cache::{Plan, PlanCache};
+use crate::preprocess::RgbImage;
+
+/// Long side of the network input when the caller asks for the native scale: plates are small
+/// text, and the recipe was measured at this size (README, "Licence plates").
+pub const DEFAULT_LONG_SIDE: u32 = 1600;
+
+/// A text probability map: `w` x `h` values in 0..=1, row-major.
+pub struct ProbabilityMap {
+    pub values: Vec<f32>,
+    pub w: usize,
+    pub h: usize,
+}
+
+/// The text detector network with one optimized plan per input size.
+pub struct TextMapNetwork {
+    plans: PlanCache,
+}
+
+impl TextMapNetwork {
+    pub fn from_bytes(bytes: &[u8], name: &str, threads: usize) -> Result<Self, DetectError> {
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut Cursor::new(bytes))
+            .map_err(|e| DetectError::ModelUnavailable { path: name.to_string(), reason: format!("{e:#}") })?;
+        let mut options = RunOptions::default();
+        if threads > 1 {
+            options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
+        }
+        Ok(Self { plans: PlanCache::new(model, options) })
+    }
+
+    /// The network size (multiples of 32) for an image of `w` x `h` at `scale`: the native scale
+    /// means long side [`DEFAULT_LONG_SIDE`].
+    pub fn network_size(w: u32, h: u32, scale: &DetectScale) -> (u32, u32) {
+        let (tw, th) = match scale {
+            DetectScale::Native => {
+                let f = DEFAULT_LONG_SIDE as f64 / w.max(h) as f64;
+                ((w as f64 * f) as u32, (h as f64 * f) as u32)
+            }
+            other => other.target_size(w, h),
+        };
+        let round32 = |v: u32| ((v as f64 / 32.0).round().max(1.0) * 32.0) as u32;
+        (round32(tw), round32(th))
+    }
+
+    /// The plan for a `w` x `h` input (built on first use of that size).
+    pub fn plan(&self, w: u32, h: u32) -> Result<Plan, DetectError> {
+        self.plans.get(w, h)
+    }
+
+    /// The network's input for `image` stretched to `w` x `h`: bilinear resize, CLAHE on
+    /// lightness, BGR planes scaled to -1..1.
+    pub fn input(image: &RgbImage<'_>, w: u32, h: u32) -> Tensor {
+        let (w, h) = (w as usize, h as usize);
+        let mut rgb = resize_rgb(image, w, h);
+        equalize_lightness(&mut rgb, w, h, &Clahe::default());
+        let plane = w * h;
+        let mut buf = vec![0f32; 3 * plane];
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
+            // Channel order B, G, R.
+            for (c, &v) in [px[2], px[1], px[0]].iter().enumerate() {
+                buf[c * plane + i] = v as f32 / 127.5 - 1.0;
+            }
+        }
+        Tensor::from_shape(&[1, 3, h, w], &buf).expect("shape matches buffer")
+    }
+
+    /// Run the plan on a prepared input.
+    pub fn run(plan: &Plan, input: Tensor, w: u32, h: u32) -> Result<ProbabilityMap, DetectError> {
+        let outputs = plan.run(tvec!(input.into()))?;
+        let out = outputs.first().ok_or_else(|| DetectError::Inference("the text detector gave no output".into()))?;
+        let view = out.to_plain_array_view::<f32>()?;
+        let (w, h) = (w as usize, h as usize);
+        if view.len() != w * h {
+            return Err(DetectError::Inference(format!(
+                "text map has shape {:?}, expected {w}x{h}",
+                view.shape()
+            )));
+        }
+        Ok(ProbabilityMap { values: view.iter().copied().collect(), w, h })
+    }
+}
+
+/// Bilinear resize of packed RGB8 (pixel centres aligned).
+fn resize_rgb(img: &RgbImage<'_>, tw: usize, th: usize) -> Vec<u8> {
+    let (sw, sh) = (img.width as usize, img.height as usize);
+    if (sw, sh) == (tw, th) {
+        return img.data.to_vec();
+    }
+    let mut out = vec![0u8; tw * th * 3];
+    let fx = sw as f32 / tw as f32;
+    let fy = sh as f32 / th as f32;
+    let cols: Vec<(usize, usize, f32)> = (0..tw)
+        .map(|x| {
+            let s = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
+            let x0 = s.floor() as usize;
+            (x0, (x0 + 1).min(sw - 1), s - x0 as f32)
+        })
+        .collect();
+    for y in 0..th {
+        let s = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
+        let y0 = s.floor() as usize;
+        let y1 = (y0 + 1).min(sh - 1);
+        let wy = s - y0 as f32;
+        let r0 = &img.data[y0 * sw * 3..(y0 + 1) * sw * 3];
+        let r1 = &img.data[y1 * sw * 3..(y1 + 1) * sw * 3];
+        let row = &mut out[y * tw * 3..(y + 1) * tw * 3];
+        for (x, &(x0, x1, wx)) in cols.iter().enumerate() {
+            for c in 0..3 {
+                let top = r0[x0 * 3 + c] as f32 * (1.0 - wx) + r0[x1 * 3 + c] as f32 * wx;
+                let bottom = r1[x0 * 3 + c] as f32 * (1.0 - wx) + r1[x1 * 3 + c] as f32 * wx;
+                row[x * 3 + c] = (top * (1.0 - wy) + bottom * wy).round() as u8;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_size_is_long_side_1600_by_default_in_multiples_of_32() {
+        assert_eq!(TextMapNetwork::network_size(4000, 3000, &DetectScale::Native), (1600, 1216));
+        assert_eq!(TextMapNetwork::network_size(640, 480, &DetectScale::Native), (1600, 1216));
+        assert_eq!(TextMapNetwork::network_size(640, 480, &DetectScale::Factor(1.0)), (640, 480));
+        assert_eq!(TextMapNetwork::network_size(10, 5, &DetectScale::Factor(1.0)), (32, 32));
+    }
+
+    #[test]
+    fn input_is_bgr_in_minus_one_to_one() {
+        let data = [230u8, 20, 20].repeat(128 * 128);
+        let img = RgbImage::new(&data, 128, 128).unwrap();
+        let t = TextMapNetwork::input(&img, 128, 128);
+        assert_eq!(t.shape(), &[1, 3, 128, 128]);
+        let v = t.to_plain_array_view::<f32>().unwrap();
+        let v = v.as_slice().unwrap();
+        // Blue plane first: red has little blue; red plane last, near its top.
+        assert!(v[0] < -0.7, "{}", v[0]);
+        assert!(v[2 * 128 * 128] > 0.7, "{}", v[2 * 128 * 128]);
+    }
+}
