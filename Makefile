@@ -19,7 +19,7 @@ X86_BUILD ?= $(CARGO) build
 .PHONY: run test build bench cross models fixtures fp32 deps pydeps sysdeps webdeps check-models cross-deps vivid clean
 
 ## run: start the daemon on the embedded defaults, replaying the sample photos as its camera
-run: build fixtures
+run: build fixtures fp32
 	@echo "veil: field page at http://127.0.0.1:8080/ (make a key: ./target/release/veil keys create --name laptop --state-dir out/state); redacted frames in out/spool"
 	./target/release/veil serve --source $(FIXTURES) --spool $(CURDIR)/out/spool --state-dir out/state
 

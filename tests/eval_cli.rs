@@ -74,3 +74,18 @@ fn plate_labels_are_scored_per_region_with_coverage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither gt_wider_format.txt"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_plates_backend_masks_every_fetched_plate() {
+    // The 19 real plate photos `make fixtures` fetches (18 Vietnamese car fronts, one Czech car
+    // rear), each with one labelled plate.
+    let set = root().join("tests/fixtures/cache/plates");
+    assert!(set.join("cz/skoda.txt").is_file(), "run `make fixtures` (make test does)");
+    let v = eval_json(&set, &["--backend", "plates"]);
+    let all = v["regions"].as_array().unwrap().iter().find(|r| r["region"] == "all").unwrap().clone();
+    assert_eq!(all["plates"].as_u64(), Some(19), "{v}");
+    let share = all["fully_masked_share"].as_f64().unwrap();
+    assert!(share >= 0.94, "only {:.0} % of the plates fully masked: {v}", share * 100.0);
+    assert!(all["precision"].as_f64().unwrap() >= 0.5, "{v}");
+    assert!(v["detector"].as_str().unwrap().starts_with("plates-fp32"), "{v}");
+}

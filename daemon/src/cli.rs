@@ -300,6 +300,10 @@ pub struct BenchCmd {
     /// 640x480 JPEG from --clients concurrent clients, against a 1-client reference.
     #[arg(long)]
     pub http: bool,
+    /// Instead of face timings: the plates backend's stages at long side 640, 1280 and 1600 on
+    /// a plate photo (--image, default the Czech car of the fixtures), against onnxruntime.
+    #[arg(long)]
+    pub plates: bool,
     /// Concurrent clients for --http.
     #[arg(long, default_value_t = 8)]
     pub clients: usize,

@@ -119,7 +119,7 @@ fn resize_rgb(img: &RgbImage<'_>, tw: usize, th: usize) -> Vec<u8> {
             for c in 0..3 {
                 let top = r0[x0 * 3 + c] as f32 * (1.0 - wx) + r0[x1 * 3 + c] as f32 * wx;
                 let bottom = r1[x0 * 3 + c] as f32 * (1.0 - wx) + r1[x1 * 3 + c] as f32 * wx;
-                row[x * 3 + c] = (top * (1.0 - wy) + bottom * wy).round() as u8;
+                row[x * 3 + c] = (top * (1.0 - wy) + bottom * wy + 0.5) as u8;
             }
         }
     }

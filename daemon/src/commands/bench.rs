@@ -21,7 +21,7 @@ pub struct Stat {
     pub p95_ms: f64,
 }
 
-fn stat(mut v: Vec<f64>) -> Stat {
+pub fn stat(mut v: Vec<f64>) -> Stat {
     if v.is_empty() {
         return Stat::default();
     }
@@ -121,9 +121,25 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     if !cmd.flicker.is_empty() || cmd.pipeline {
         return run_sequence_benches(&cmd);
     }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if cmd.plates {
+        let threads = if cores > 1 { vec![1, cores] } else { vec![1] };
+        let r = super::bench_plates::run(
+            &super::registry(&cmd.model_dir),
+            &cmd.image,
+            cmd.iterations.max(1),
+            &threads,
+            !cmd.no_reference,
+        )?;
+        if cmd.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            super::bench_plates::print(&r);
+        }
+        return Ok(0);
+    }
     let sizes = parse_sizes(&cmd.sizes)?;
     let precisions: Vec<Precision> = cmd.precisions.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>()?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut thread_counts = vec![1];
     if cores > 1 {
         thread_counts.push(cores);
@@ -191,7 +207,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     let (onnxruntime, reference) = if cmd.no_reference {
         (None, Vec::new())
     } else {
-        run_reference(&registry, &cmd.sizes, iterations, &thread_counts)?
+        run_reference(&registry, "centerface", &cmd.sizes, iterations, &thread_counts)?
     };
     let mask_cost = mask_costs(iterations);
     let report = Report { machine: machine(), cores, iterations, cases, onnxruntime, reference, mask_cost };
@@ -240,16 +256,17 @@ fn machine() -> String {
     format!("{} {}, {}", std::env::consts::OS, std::env::consts::ARCH, cpu)
 }
 
-/// Run `models/tool/ort_reference.py` on the fp32 model file.
-fn run_reference(
+/// Run `models/tool/ort_reference.py` on `backend`'s fp32 model file.
+pub fn run_reference(
     registry: &veil_models::Registry,
+    backend: &str,
     sizes: &str,
     iterations: usize,
     threads: &[usize],
 ) -> anyhow::Result<(Option<String>, Vec<Reference>)> {
     let store = registry.store();
     let artifact =
-        store.artifact("centerface", Precision::Fp32).ok_or_else(|| anyhow::anyhow!("no fp32 model listed"))?;
+        store.artifact(backend, Precision::Fp32).ok_or_else(|| anyhow::anyhow!("no fp32 {backend} model listed"))?;
     let model = store.locate(&artifact.file).ok_or_else(|| anyhow::anyhow!("fp32 model missing: run `make models`"))?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tool/ort_reference.py");
     let threads: Vec<String> = threads.iter().map(|t| t.to_string()).collect();

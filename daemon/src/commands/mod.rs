@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_flicker;
 pub mod bench_http;
 pub mod bench_pipeline;
+pub mod bench_plates;
 pub mod config;
 pub mod detect;
 pub mod eval;
