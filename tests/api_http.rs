@@ -106,14 +106,14 @@ fn cloakbioguard_style_protect_status_download_batch_and_webhook() {
 
     let (s, backends) = json(c.get(d.url("/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
     assert_eq!(s, 200);
-    assert_eq!(backends["active"], "centerface-int8");
+    assert_eq!(backends["active"], "centerface+plates-int8");
     assert!(backends["available"].as_array().unwrap().iter().any(|b| b == "centerface-fp32"), "{backends}");
 
     let form = Form::new().part("file", file_part("group6.jpg")).text("webhook_url", hook.url.clone());
     let (s, job) = json(c.post(d.url("/v1/protect")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{job}");
     assert_eq!(job["status"], "processing");
-    assert_eq!(job["backend"], "centerface-int8");
+    assert_eq!(job["backend"], "centerface+plates-int8");
     assert_eq!(job["webhook_url"], hook.url.as_str());
     let id = job["job_id"].as_str().unwrap().to_string();
     let status = poll("job completion", || {
@@ -309,7 +309,7 @@ fn xylolabs_style_detect_and_mask() {
         let h = resp.headers().clone();
         assert_eq!(h["content-type"], mime);
         assert_eq!(h["x-face-count"], "6");
-        assert_eq!(h["x-model"], "centerface-int8");
+        assert_eq!(h["x-model"], "centerface+plates-int8");
         for name in ["x-request-id", "x-inference-ms", "x-mask-ms", "x-encode-ms", "x-total-ms"] {
             assert!(h.contains_key(name), "{name} missing");
         }
@@ -609,7 +609,7 @@ fn serves_https_with_the_configured_certificate() {
         .build()
         .unwrap();
     let (s, v) = json(c.get(format!("https://localhost:{port}/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
-    assert_eq!((s, v["active"].as_str()), (200, Some("centerface-int8")));
+    assert_eq!((s, v["active"].as_str()), (200, Some("centerface+plates-int8")));
     // Plain HTTP to the TLS port gets no answer.
     assert!(client().get(format!("http://127.0.0.1:{port}/v1/health")).send().is_err());
 }
