@@ -69,7 +69,7 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     assert_eq!(seen["key_storage"], serde_json::json!({"session": 1, "local": 0}));
     assert_eq!(seen["key_storage_after_logout"], 0);
     // The form shows the device's defaults.
-    assert_eq!(seen["defaults_note"], "Device defaults: Blur, strength 0.6, Ellipse, padding 0.3, categories faces.");
+    assert_eq!(seen["defaults_note"], "Device defaults: Blur, strength 0.6, Ellipse, padding 0.3, categories faces, license_plates.");
     assert_eq!(seen["method"], "gaussian");
 
     // The photo's result: every labelled face counted and masked in what the browser downloaded.

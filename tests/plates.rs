@@ -165,6 +165,18 @@ fn uploads_mask_plates_when_asked_and_only_then() {
     assert_eq!((v["plate_count"].as_u64(), v["face_count"].as_u64()), (Some(1), Some(0)), "{v}");
     assert_eq!(v["detections"][0]["category"], "license_plate");
     let form = Form::new().part("image", file_part(&front));
+    let resp = c
+        .post(d.url("/api/v1/mask?categories=faces,license_plates&format=png"))
+        .bearer_auth(&d.key)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let header = |name: &str| resp.headers()[name].to_str().unwrap().to_string();
+    assert_eq!((header("x-plate-count"), header("x-face-count")), ("1".to_string(), "0".to_string()));
+    let masked = image::load_from_memory(&resp.bytes().unwrap()).unwrap().to_rgb8();
+    assert!(edges_left(&load_rgb(&front), &masked, plate_box(&front)) < 0.35);
+    let form = Form::new().part("image", file_part(&front));
     let (s, v) = json(c.post(d.url("/api/v1/detect?categories=tattoos")).bearer_auth(&d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{v}");
 

@@ -72,7 +72,7 @@ fn a_wedged_pipeline_starves_the_watchdog_and_the_restarted_daemon_serves() {
     let frames = frames_dir(tmp.path(), &["group6.jpg"]);
     // A looped replay at 4 fps is paced like a live camera: its frames have a 1.5 s deadline, so
     // a worker silent for 11.5 s is hung.
-    let config = camera_config(tmp.path(), &frames, "fps = 4\nloop = true\ndeadline_ms = 1500\n");
+    let config = camera_config(tmp.path(), &frames, "fps = 4\nloop = true\ndeadline_ms = 1500\ncategories = [\"faces\"]\n");
     let args = ["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()];
     let period = Duration::from_secs(3);
     let mut wedged = manager.start(&args, Some(period), &[("VEIL_FAULT_STALL_AT_FRAME", "4")]);

@@ -127,8 +127,11 @@ pub async fn image_status(
     if let Some(e) = &job.error {
         body["error"] = json!(e);
     }
-    if let Some(n) = job.faces {
-        body["facesMasked"] = json!(n);
+    if job.faces.is_some() {
+        // The stored count covers every category; MaskIt's field counts faces.
+        let stored: Vec<serde_json::Value> =
+            job.detections.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+        body["facesMasked"] = json!(stored.iter().filter(|d| d["category"] == "face").count());
     }
     Ok(Json(body).into_response())
 }

@@ -174,8 +174,8 @@ pub async fn detect(
         "job_id": Value::Null,
         "image": {"width": done.width, "height": done.height, "channels": 3, "size_bytes": size},
         "detections": done.detections.iter().enumerate().map(|(i, d)| detection_json(i, d, done.width, done.height)).collect::<Vec<_>>(),
-        "face_count": done.detections.iter().filter(|d| d.category == veil_models::Category::Face).count(),
-        "plate_count": done.detections.iter().filter(|d| d.category == veil_models::Category::LicensePlate).count(),
+        "face_count": count(&done, veil_models::Category::Face),
+        "plate_count": count(&done, veil_models::Category::LicensePlate),
         "network_input": {"width": done.network_input.0, "height": done.network_input.1},
         "model": state.active_backend(),
         "timings": {
@@ -223,11 +223,16 @@ pub async fn mask(
     Ok(resp)
 }
 
+fn count(done: &Processed, category: veil_models::Category) -> usize {
+    done.detections.iter().filter(|d| d.category == category).count()
+}
+
 fn set_headers(resp: &mut Response, state: &AppState, request_id: &str, done: &Processed) {
     let t = done.timings;
     let values = [
         ("x-request-id", request_id.to_string()),
-        ("x-face-count", done.detections.len().to_string()),
+        ("x-face-count", count(done, veil_models::Category::Face).to_string()),
+        ("x-plate-count", count(done, veil_models::Category::LicensePlate).to_string()),
         ("x-inference-ms", format!("{:.1}", t.inference_ms)),
         ("x-mask-ms", format!("{:.1}", t.mask_ms)),
         ("x-encode-ms", format!("{:.1}", t.encode_ms)),

@@ -2,13 +2,18 @@ SUMMARY = "veil: on-device privacy redaction for camera rigs"
 DESCRIPTION = "Captures camera frames, finds faces with an int8 model on tract, masks them on the \
 device, and serves a local REST API and an MQTT fleet link. Nothing unredacted leaves the process."
 HOMEPAGE = "https://example.invalid/veil"
-LICENSE = "MIT"
+LICENSE = "MIT & Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=9e93a9b2dd14e7c7263daf5df712e622 \
                     file://models/artifacts/LICENSE.centerface;md5=87a32db0a603132baf0d3277860b5bb8"
 
 # Point these at your copy of the repository and pin the commit for reproducible images.
 VEIL_GIT ?= "git://example.invalid/veil.git;protocol=https;branch=main"
-SRC_URI = "${VEIL_GIT}"
+# The plates backend's text detector (Apache-2.0) is not in the repository: it is taken from the
+# pinned rapidocr-onnxruntime 1.4.4 wheel on PyPI (a zip; the model is extracted at install).
+SRC_URI = "${VEIL_GIT} \
+           https://files.pythonhosted.org/packages/ba/12/1e5497183bdbe782dbb91bad1d0d2297dba4d2831b2652657f7517bfc6df/rapidocr_onnxruntime-1.4.4-py3-none-any.whl;name=rapidocr;unpack=0"
+SRC_URI[rapidocr.sha256sum] = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
+DEPENDS += "unzip-native"
 SRCREV ?= "${AUTOREV}"
 S = "${WORKDIR}/git"
 
@@ -39,6 +44,10 @@ do_install:append() {
     install -m 0644 ${S}/models/artifacts/centerface-int8.onnx ${D}${datadir}/veil/models/
     install -m 0644 ${S}/models/artifacts/manifest.json ${D}${datadir}/veil/models/
     install -m 0644 ${S}/models/artifacts/LICENSE.centerface ${D}${datadir}/veil/models/
+    # The plates model under the name the manifest gives it (sha256 d2a7720d...49da9, checked at load).
+    unzip -p ${WORKDIR}/rapidocr_onnxruntime-1.4.4-py3-none-any.whl \
+        rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx > ${D}${datadir}/veil/models/ppocrv4-det.onnx
+    chmod 0644 ${D}${datadir}/veil/models/ppocrv4-det.onnx
 }
 
 FILES:${PN} += "${datadir}/veil ${systemd_system_unitdir}/veil.service"
