@@ -48,12 +48,13 @@ bench: build fixtures fp32 pydeps
 models: pydeps
 	$(PYTHON) models/tool/make_models.py
 
-## check-models: regenerate into a scratch dir and require the committed int8 file's exact sha256
+## check-models: regenerate into a scratch dir and require the committed int8 file and manifest byte for byte
 check-models: pydeps
 	rm -rf $(MODEL_CACHE)/check && $(PYTHON) models/tool/make_models.py --out $(MODEL_CACHE)/check > $(MODEL_CACHE)/check.log 2>&1 \
 	  || { tail -20 $(MODEL_CACHE)/check.log; exit 1; }
 	cmp models/artifacts/centerface-int8.onnx $(MODEL_CACHE)/check/centerface-int8.onnx \
-	  && echo "int8 model reproduced byte for byte"
+	  && cmp models/artifacts/manifest.json $(MODEL_CACHE)/check/manifest.json \
+	  && echo "int8 model and manifest reproduced byte for byte"
 
 fixtures:
 	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null
