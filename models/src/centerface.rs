@@ -100,18 +100,10 @@ impl Detector for CenterFace {
         let t3 = Instant::now();
         Ok(DetectOutput {
             detections: dets,
-            timings: StageTimings {
-                preprocess_ms: ms(t1 - t0),
-                inference_ms: ms(t2 - t1),
-                postprocess_ms: ms(t3 - t2),
-            },
+            timings: StageTimings::between([t0, t1, t2, t3]),
             network_input: (nw, nh),
         })
     }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// The four output maps: heatmap [1,1,h,w], log-scale [1,2,h,w] (height, width), offset

@@ -38,6 +38,15 @@ pub struct StageTimings {
     pub postprocess_ms: f64,
 }
 
+impl StageTimings {
+    /// The stages' lengths from the instants at which preprocessing starts, inference starts,
+    /// postprocessing starts and postprocessing ends.
+    pub fn between([t0, t1, t2, t3]: [std::time::Instant; 4]) -> Self {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        Self { preprocess_ms: ms(t1 - t0), inference_ms: ms(t2 - t1), postprocess_ms: ms(t3 - t2) }
+    }
+}
+
 /// What a detector returns for one image.
 #[derive(Debug, Clone, Default)]
 pub struct DetectOutput {

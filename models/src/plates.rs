@@ -83,18 +83,10 @@ impl Detector for Plates {
         let t3 = Instant::now();
         Ok(DetectOutput {
             detections,
-            timings: StageTimings {
-                preprocess_ms: ms(t1 - t0),
-                inference_ms: ms(t2 - t1),
-                postprocess_ms: ms(t3 - t2),
-            },
+            timings: StageTimings::between([t0, t1, t2, t3]),
             network_input: (nw, nh),
         })
     }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Text boxes (source pixels, with scores) to plate masks: unite overlapping boxes, keep the

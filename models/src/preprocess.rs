@@ -23,6 +23,19 @@ impl<'a> RgbImage<'a> {
     }
 }
 
+/// For each of `dst` output positions along one axis, the two source positions (of `src`) a
+/// bilinear resize blends and the second one's weight (pixel centres aligned).
+pub fn bilinear_taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
+    let f = src as f32 / dst as f32;
+    (0..dst)
+        .map(|i| {
+            let s = ((i as f32 + 0.5) * f - 0.5).clamp(0.0, (src - 1) as f32);
+            let lo = s.floor() as usize;
+            (lo, (lo + 1).min(src - 1), s - lo as f32)
+        })
+        .collect()
+}
+
 /// Round up to the next multiple of 32 (the network's total stride).
 pub fn pad32(v: u32) -> u32 {
     v.div_ceil(32).max(1) * 32
@@ -47,21 +60,8 @@ pub fn to_tensor(img: &RgbImage<'_>, tw: u32, th: u32) -> Tensor {
             }
         }
     } else {
-        let fx = sw as f32 / tw as f32;
-        let fy = sh as f32 / th as f32;
-        // Per-column source indices and weights, computed once.
-        let cols: Vec<(usize, usize, f32)> = (0..tw)
-            .map(|x| {
-                let s = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
-                let x0 = s.floor() as usize;
-                (x0, (x0 + 1).min(sw - 1), s - x0 as f32)
-            })
-            .collect();
-        for y in 0..th {
-            let s = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
-            let y0 = s.floor() as usize;
-            let y1 = (y0 + 1).min(sh - 1);
-            let wy = s - y0 as f32;
+        let cols = bilinear_taps(sw, tw);
+        for (y, (y0, y1, wy)) in bilinear_taps(sh, th).into_iter().enumerate() {
             let r0 = &img.data[y0 * sw * 3..(y0 + 1) * sw * 3];
             let r1 = &img.data[y1 * sw * 3..(y1 + 1) * sw * 3];
             for (x, &(x0, x1, wx)) in cols.iter().enumerate() {

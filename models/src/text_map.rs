@@ -9,7 +9,7 @@ use crate::contrast::{equalize_lightness, Clahe};
 use crate::error::DetectError;
 use crate::params::DetectScale;
 use crate::plan_cache::{Plan, PlanCache};
-use crate::preprocess::RgbImage;
+use crate::preprocess::{bilinear_taps, RgbImage};
 
 /// Long side of the network input when the caller asks for the native scale: plates are small
 /// text, and the recipe was measured at this size (README, "Licence plates").
@@ -98,20 +98,8 @@ fn resize_rgb(img: &RgbImage<'_>, tw: usize, th: usize) -> Vec<u8> {
         return img.data.to_vec();
     }
     let mut out = vec![0u8; tw * th * 3];
-    let fx = sw as f32 / tw as f32;
-    let fy = sh as f32 / th as f32;
-    let cols: Vec<(usize, usize, f32)> = (0..tw)
-        .map(|x| {
-            let s = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
-            let x0 = s.floor() as usize;
-            (x0, (x0 + 1).min(sw - 1), s - x0 as f32)
-        })
-        .collect();
-    for y in 0..th {
-        let s = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
-        let y0 = s.floor() as usize;
-        let y1 = (y0 + 1).min(sh - 1);
-        let wy = s - y0 as f32;
+    let cols = bilinear_taps(sw, tw);
+    for (y, (y0, y1, wy)) in bilinear_taps(sh, th).into_iter().enumerate() {
         let r0 = &img.data[y0 * sw * 3..(y0 + 1) * sw * 3];
         let r1 = &img.data[y1 * sw * 3..(y1 + 1) * sw * 3];
         let row = &mut out[y * tw * 3..(y + 1) * tw * 3];
