@@ -243,4 +243,21 @@ fn a_face_only_backend_refuses_plate_requests() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("camera.categories") && err.contains("license_plate"), "{err}");
+
+    // Nor does a camera on a plates-only backend unless told to mask no faces.
+    let state = tmp.path().join("state3");
+    let out = veil(&[
+        "serve",
+        "--backend",
+        "plates",
+        "--source",
+        "test-pattern",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("finds no faces"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! What the APIs call the things veil hides, and which detector category each name means:
 //! `faces`/`heads` are faces, `license_plates`/`licenseplates` are licence plates.
 
-use veil_models::{Category, CategorySet};
+use veil_models::{Category, CategorySet, DetectParams};
 
 /// Every name a request may use for a category veil detects, with that category.
 const NAMES: &[(&str, Category)] = &[
@@ -32,6 +32,19 @@ pub fn category_set(names: &[String]) -> Result<CategorySet, String> {
         .collect::<Result<CategorySet, String>>()
 }
 
+/// Whether a camera detecting with `params` on a backend finding `available` is sound: every
+/// category it asks for can be found, and it masks faces unless `camera.categories` says
+/// otherwise (a plates-only backend must not silently stop face masking on a street-view rig).
+pub fn check_camera(params: &DetectParams, available: &[Category]) -> Result<(), String> {
+    params.wanted(available).map_err(|e| format!("camera.categories: {e}"))?;
+    if params.categories.is_none() && !available.contains(&Category::Face) {
+        return Err("the backend finds no faces, so the camera would mask none; set camera.categories \
+                    (e.g. [\"license_plates\"]) to mean that"
+            .into());
+    }
+    Ok(())
+}
+
 /// The PiiBlur-style names of what a detector finding `available` can hide.
 pub fn api_names(available: &[Category]) -> Vec<&'static str> {
     let mut out = Vec::new();
@@ -60,5 +73,15 @@ mod tests {
         assert!(faces.contains(Category::Face) && !faces.contains(Category::LicensePlate));
         assert_eq!(category_set(&["qr_codes".into()]).unwrap_err(), "unknown category 'qr_codes'");
         assert_eq!(api_names(&[Category::Face, Category::LicensePlate]), ["heads", "faces", "license_plates"]);
+    }
+
+    #[test]
+    fn a_camera_masks_faces_unless_told_otherwise() {
+        let all = DetectParams::default();
+        assert!(check_camera(&all, &[Category::Face, Category::LicensePlate]).is_ok());
+        assert!(check_camera(&all, &[Category::LicensePlate]).unwrap_err().contains("no faces"));
+        let plates = DetectParams { categories: Some(category_set(&["license_plates".into()]).unwrap()), ..all };
+        assert!(check_camera(&plates, &[Category::LicensePlate]).is_ok());
+        assert!(check_camera(&plates, &[Category::Face]).unwrap_err().contains("camera.categories"));
     }
 }

@@ -131,6 +131,13 @@ impl Device {
         } else {
             None
         };
+        if new.camera.is_some() {
+            let categories = match &detectors {
+                Some((pipeline, _)) => pipeline.info().categories.clone(),
+                None => self.pipeline_detector.info().categories.clone(),
+            };
+            crate::categories::check_camera(&tuning.params, &categories).map_err(Refused)?;
+        }
         let path = remote_config::save(&self.state_dir, &change.overlay)
             .map_err(|e| Refused(format!("could not store the change: {e}")))?;
         if let Some((pipeline, jobs)) = detectors {

@@ -226,7 +226,7 @@ fn start_services(
     let backend = detector.info().clone();
     eprintln!("veil: model {} {} ({}) loaded", backend.name, backend.version, backend.precision);
     if config.camera.is_some() {
-        config.detect_params()?.wanted(&backend.categories).map_err(|e| anyhow::anyhow!("camera.categories: {e}"))?;
+        crate::categories::check_camera(&config.detect_params()?, &backend.categories).map_err(anyhow::Error::msg)?;
     }
 
     let store = Arc::new(Store::open(state_dir)?);
