@@ -197,9 +197,7 @@ fn the_camera_masks_every_plate_it_sees() {
     let d = Daemon::start(&tmp.path().join("state"), &["--source", frames.to_str().unwrap(), "--spool", spool.to_str().unwrap()]);
     let p = d.wait_processed(photos.len() as u64);
     assert_eq!(p["frames_out"], photos.len() as u64, "{p}");
-    let mut spooled: Vec<PathBuf> = std::fs::read_dir(&spool).unwrap().flatten().map(|e| e.path()).collect();
-    spooled.retain(|p| p.extension().is_some_and(|e| e == "jpg"));
-    spooled.sort();
+    let spooled = common::spooled_jpegs(&spool, photos.len());
     assert_eq!(spooled.len(), photos.len(), "{spooled:?}");
     for (photo, out) in photos.iter().zip(&spooled) {
         let left = edges_left(&load_rgb(photo), &load_rgb(out), plate_box(photo));

@@ -96,7 +96,7 @@ fn serves_a_directory_spools_redacted_frames_and_streams_the_preview() {
     assert_eq!(p["dropped_total"], 0, "a replay processes every frame: {p}");
     assert!(p["end_to_end_ms"]["p95"].as_f64().unwrap() > 0.0);
 
-    let files = jpegs(&spool);
+    let files = spooled_jpegs(&spool, 2);
     assert_eq!(files.len(), 2, "{files:?}");
     // Frame 1 is the group photo: its six faces must be gone from the spooled copy.
     let out = &files[1];

@@ -51,6 +51,22 @@ pub fn camera_config(dir: &Path, frames: &Path, camera_keys: &str) -> PathBuf {
     config
 }
 
+/// The `.jpg` files of `dir`, sorted, once there are at least `n` of them: sinks write after the
+/// pipeline counts a frame out, so a test waits for the files rather than racing the spool.
+pub fn spooled_jpegs(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect())
+            .unwrap_or_default();
+        files.sort();
+        if files.len() >= n || started.elapsed() > std::time::Duration::from_secs(30) {
+            return files;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
