@@ -226,36 +226,18 @@ fn a_face_only_backend_refuses_plate_requests() {
     // A camera asked to mask plates with a face-only backend does not start.
     let config = tmp.path().join("veil.toml");
     std::fs::write(&config, "[camera]\nsource = \"test-pattern\"\ncategories = [\"faces\", \"license_plates\"]\n").unwrap();
-    let state = tmp.path().join("state2");
-    let out = veil(&[
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--backend",
-        "centerface",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_refused(&tmp.path().join("state2"), &["--config", config.to_str().unwrap(), "--backend", "centerface"]);
     assert!(err.contains("camera.categories") && err.contains("license_plate"), "{err}");
-
     // Nor does a camera on a plates-only backend unless told to mask no faces.
-    let state = tmp.path().join("state3");
-    let out = veil(&[
-        "serve",
-        "--backend",
-        "plates",
-        "--source",
-        "test-pattern",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_refused(&tmp.path().join("state3"), &["--backend", "plates", "--source", "test-pattern"]);
     assert!(err.contains("finds no faces"), "{err}");
+}
+
+/// Run `veil serve ARGS`, which must refuse to start; its stderr.
+fn serve_refused(state: &Path, args: &[&str]) -> String {
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = veil(&all);
+    assert!(!out.status.success(), "veil serve {args:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
