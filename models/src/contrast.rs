@@ -59,8 +59,8 @@ impl Clahe {
                 for b in hist.iter_mut() {
                     *b += batch;
                 }
-                if residual > 0 {
-                    let step = (256 / residual).max(1);
+                if let Some(step) = 256usize.checked_div(residual) {
+                    let step = step.max(1);
                     let mut i = 0;
                     while i < 256 && residual > 0 {
                         hist[i] += 1;
@@ -111,7 +111,7 @@ const WHITE: [f32; 3] = [0.950_456, 1.0, 1.088_754];
 const RGB_TO_XYZ: [[f32; 3]; 3] =
     [[0.412_453, 0.357_580, 0.180_423], [0.212_671, 0.715_160, 0.072_169], [0.019_334, 0.119_193, 0.950_227]];
 const XYZ_TO_RGB: [[f32; 3]; 3] =
-    [[3.240_479, -1.537_150, -0.498_535], [-0.969_256, 1.875_992, 0.041_556], [0.055_648, -0.204_043, 1.057_311]];
+    [[3.240_479, -1.537_15, -0.498_535], [-0.969_256, 1.875_992, 0.041_556], [0.055_648, -0.204_043, 1.057_311]];
 /// Steps of the linear-light -> sRGB table.
 const ENCODE_STEPS: usize = 4096;
 /// Steps of Lab's f(t) table over t in 0..=[`LAB_F_MAX`] (linearly interpolated).
