@@ -267,7 +267,7 @@ TEXT_DET_METADATA = "rapidocr_onnxruntime-1.4.4.dist-info/METADATA"
 
 def text_det_model(dest: str, cache_dir: str) -> str:
     """The upstream PP-OCRv4 text detector (the plates backend's network) from the pinned rapidocr
-    wheel, with the wheel's licence beside it."""
+    wheel, with a note of its declared licence beside it."""
     path = extract_model(dest, cache_dir, "rapidocr-wheel", TEXT_DET_MEMBER, TEXT_DET_SHA256, TEXT_DET_FILE)
     licence = os.path.join(dest, "LICENSE.ppocrv4-det")
     if not os.path.exists(licence):
