@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::Daemon;
 use common::webhook_receiver::Receiver;
@@ -61,15 +61,8 @@ fn assert_faces_hidden(bytes: &[u8], ext: &str, gt: &str) {
     }
 }
 
-fn poll<F: FnMut() -> Option<Value>>(what: &str, mut f: F) -> Value {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t.elapsed() < Duration::from_secs(120), "{what} did not happen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn poll(what: &str, f: impl FnMut() -> Option<Value>) -> Value {
+    common::poll_for(what, Duration::from_secs(120), f)
 }
 
 fn hmac_hex(body: &[u8]) -> String {

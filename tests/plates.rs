@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::Daemon;
 use common::{load_rgb, root, veil};
@@ -73,15 +73,8 @@ fn file_part(path: &Path) -> Part {
     Part::bytes(std::fs::read(path).unwrap()).file_name(path.file_name().unwrap().to_string_lossy().into_owned())
 }
 
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t.elapsed() < Duration::from_secs(300), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::poll_for(what, Duration::from_secs(300), f)
 }
 
 /// Upload through the PiiBlur-style API and wait for the job; returns the media JSON and the
