@@ -75,9 +75,7 @@ impl Detector for CenterFace {
         params.wanted(&self.info.categories)?;
         let (tw, th) = params.scale.target_size(image.width, image.height);
         let (nw, nh) = (pad32(tw), pad32(th));
-        if nw as u64 * nh as u64 > params.max_network_pixels {
-            return Err(DetectError::InputTooLarge { width: nw, height: nh, limit: params.max_network_pixels });
-        }
+        params.check_network_size(nw, nh)?;
         // Optimizing for a new shape happens once per shape and is not counted as preprocessing.
         let plan = self.plans.get(nw, nh)?;
         let t0 = Instant::now();

@@ -102,6 +102,14 @@ impl DetectParams {
         unit("nms_threshold", self.nms_threshold)
     }
 
+    /// Refuse a network input larger than `max_network_pixels` before anything is allocated.
+    pub fn check_network_size(&self, w: u32, h: u32) -> Result<(), DetectError> {
+        if w as u64 * h as u64 > self.max_network_pixels {
+            return Err(DetectError::InputTooLarge { width: w, height: h, limit: self.max_network_pixels });
+        }
+        Ok(())
+    }
+
     /// The requested categories a detector finding `available` should look for; an error names
     /// a requested category it cannot find.
     pub fn wanted(&self, available: &[Category]) -> Result<CategorySet, DetectError> {

@@ -58,9 +58,7 @@ impl Detector for Plates {
         params.validate()?;
         params.wanted(&self.info.categories)?;
         let (nw, nh) = TextMapNetwork::network_size(image.width, image.height, &params.scale);
-        if nw as u64 * nh as u64 > params.max_network_pixels {
-            return Err(DetectError::InputTooLarge { width: nw, height: nh, limit: params.max_network_pixels });
-        }
+        params.check_network_size(nw, nh)?;
         let plan = self.network.plan(nw, nh)?;
         let t0 = Instant::now();
         let input = TextMapNetwork::input(image, nw, nh);
