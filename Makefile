@@ -9,9 +9,11 @@ CROSS_DIR := target/cross
 # The cross glibc's loader with the cross glibc itself: left to its search path, the loader also
 # finds the multiarch libc6:arm64 (another Debian revision), and the mix hangs in pthread_create.
 QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib
-# Regression guard on the stripped aarch64 binary (README "Measured": where it stands against the
-# 15 MB target and why).
-SIZE_BUDGET_MB := 40
+# Regression guard on the stripped aarch64 binary (the `dist` profile). The issue's target is
+# 15 MB; README "Measured" says where it stands and what is left that veil does not control.
+SIZE_BUDGET_MB := 24
+# The board binary carries no unwind tables: the `dist` profile aborts on panic (see Cargo.toml).
+DIST_RUSTFLAGS := -C force-unwind-tables=no
 # How `make cross` gets the x86 binary it compares against (`make test` reuses the one
 # `cargo test` just built instead of building the dev profile a second time).
 X86_BUILD ?= $(CARGO) build
@@ -96,20 +98,22 @@ cross-deps:
 	    rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static; \
 	fi
 
-## cross: build aarch64 with Debian's rustc (stripped size reported, guarded by SIZE_BUDGET_MB), run every crate's unit
-## tests under qemu, then `veil detect` under qemu, requiring the x86 boxes to 1 px
+## cross: build the board binary for aarch64 with Debian's rustc (`dist` profile; stripped size reported and held under
+## SIZE_BUDGET_MB), run every crate's unit tests under qemu, then that binary's `veil detect` under qemu, requiring
+## the x86 boxes to 1 px
 cross: cross-deps fixtures
-	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc /usr/bin/cargo build --release --features rpi \
-	  --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
-	aarch64-linux-gnu-strip -o $(CROSS_DIR)/veil-aarch64 $(CROSS_DIR)/$(CROSS_TARGET)/release/veil
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc \
+	  CARGO_TARGET_$(shell echo $(CROSS_TARGET) | tr a-z- A-Z_)_RUSTFLAGS="$(DIST_RUSTFLAGS)" \
+	  /usr/bin/cargo build --profile dist --features rpi --bin veil --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
+	cp $(CROSS_DIR)/$(CROSS_TARGET)/dist/veil $(CROSS_DIR)/veil-aarch64
 	@size=$$(stat -c %s $(CROSS_DIR)/veil-aarch64); \
-	  echo "aarch64 binary: $$(stat -c %s $(CROSS_DIR)/$(CROSS_TARGET)/release/veil) bytes as built, $$size stripped," \
+	  echo "aarch64 binary: $$size bytes stripped ($$(awk "BEGIN { printf \"%.1f\", $$size / 1048576 }") MiB)," \
 	    "$$(xz -9 -T1 -c $(CROSS_DIR)/veil-aarch64 | wc -c) xz-compressed (the size of an update)"; \
-	  [ $$size -lt $$(($(SIZE_BUDGET_MB) * 1024 * 1024)) ] || { echo "the stripped aarch64 binary grew past $(SIZE_BUDGET_MB) MB"; exit 1; }
+	  [ $$size -lt $$(($(SIZE_BUDGET_MB) * 1024 * 1024)) ] || { echo "the stripped aarch64 binary is past $(SIZE_BUDGET_MB) MB"; exit 1; }
 	QEMU="$(QEMU)" bash tests/cross/unit_tests.sh
 	$(X86_BUILD)
 	./target/debug/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png --threads 1 > $(CROSS_DIR)/x86.json
-	$(QEMU) $(CROSS_DIR)/$(CROSS_TARGET)/release/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png \
+	$(QEMU) $(CROSS_DIR)/veil-aarch64 detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png \
 	  --threads 1 --model-dir models/artifacts > $(CROSS_DIR)/aarch64.json
 	$(PYTHON) tests/cross/compare.py $(CROSS_DIR)/x86.json $(CROSS_DIR)/aarch64.json
 

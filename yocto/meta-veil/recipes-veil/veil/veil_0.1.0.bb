@@ -25,9 +25,13 @@ require ${BPN}-crates.inc
 DEPENDS += "clang-native"
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 
-# Pitfall: the release profile strips debug info itself, which trips Yocto's
-# "already-stripped" QA check and leaves the -dbg package empty. Let Yocto strip instead.
-export CARGO_PROFILE_RELEASE_STRIP = "false"
+# The board binary is built with the `dist` profile (Cargo.toml: size-optimized, fat LTO, aborts
+# on panic), as `make cross` does; cargo.bbclass installs from ${RUST_HOST_SYS}/${BUILD_DIR}.
+BUILD_MODE = "--profile dist"
+BUILD_DIR = "dist"
+# Pitfall: the profile strips the binary itself, which trips Yocto's "already-stripped" QA
+# check and leaves the -dbg package empty. Let Yocto strip instead.
+export CARGO_PROFILE_DIST_STRIP = "false"
 
 SYSTEMD_SERVICE:${PN} = "veil.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
