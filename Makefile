@@ -11,9 +11,7 @@ CROSS_DIR := target/cross
 QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib
 # Regression guard on the stripped aarch64 binary (the `dist` profile). The issue's target is
 # 15 MB; README "Measured" says where it stands and what is left that veil does not control.
-SIZE_BUDGET_MB := 24
-# The board binary carries no unwind tables: the `dist` profile aborts on panic (see Cargo.toml).
-DIST_RUSTFLAGS := -C force-unwind-tables=no
+SIZE_BUDGET_MB := 28
 # How `make cross` gets the x86 binary it compares against (`make test` reuses the one
 # `cargo test` just built instead of building the dev profile a second time).
 X86_BUILD ?= $(CARGO) build
@@ -103,7 +101,6 @@ cross-deps:
 ## the x86 boxes to 1 px
 cross: cross-deps fixtures
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc \
-	  CARGO_TARGET_$(shell echo $(CROSS_TARGET) | tr a-z- A-Z_)_RUSTFLAGS="$(DIST_RUSTFLAGS)" \
 	  /usr/bin/cargo build --profile dist --features rpi --bin veil --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
 	cp $(CROSS_DIR)/$(CROSS_TARGET)/dist/veil $(CROSS_DIR)/veil-aarch64
 	@size=$$(stat -c %s $(CROSS_DIR)/veil-aarch64); \

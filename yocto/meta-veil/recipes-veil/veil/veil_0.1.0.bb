@@ -25,8 +25,8 @@ require ${BPN}-crates.inc
 DEPENDS += "clang-native"
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 
-# The board binary is built with the `dist` profile (Cargo.toml: size-optimized, fat LTO, aborts
-# on panic), as `make cross` does; cargo.bbclass installs from ${RUST_HOST_SYS}/${BUILD_DIR}.
+# The board binary is built with the `dist` profile (Cargo.toml: size-optimized, fat LTO), as
+# `make cross` does; cargo.bbclass installs from ${RUST_HOST_SYS}/${BUILD_DIR}.
 BUILD_MODE = "--profile dist"
 BUILD_DIR = "dist"
 # Pitfall: the profile strips the binary itself, which trips Yocto's "already-stripped" QA
