@@ -11,7 +11,7 @@ CROSS_DIR := target/cross
 QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib
 # Regression guard on the stripped aarch64 binary (the `dist` profile). The issue's target is
 # 15 MB; README "Measured" says where it stands and what is left that veil does not control.
-SIZE_BUDGET_MB := 28
+SIZE_BUDGET_MB := 34
 # How `make cross` gets the x86 binary it compares against (`make test` reuses the one
 # `cargo test` just built instead of building the dev profile a second time).
 X86_BUILD ?= $(CARGO) build

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the unit tests of every workspace crate for aarch64 with Debian's rustc and run each test
 # binary under qemu-aarch64, from its crate's directory as `cargo test` would. Release profile, not
-# the board binary's `dist`: the test harness needs unwinding, and one fat-LTO link per test binary
-# would cost more than the tests.
+# the board binary's `dist`: one single-unit fat-LTO link per test binary would cost more than the
+# tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET=aarch64-unknown-linux-gnu
