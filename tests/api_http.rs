@@ -314,6 +314,59 @@ fn xylolabs_style_detect_and_mask() {
     }
 }
 
+/// Issue 20, fault 1: a request's detection parameters narrow what is reported, never what is
+/// masked. Judged on the labelled faces, not by veil's detector.
+#[test]
+fn request_parameters_never_mask_less_than_the_device() {
+    let (_tmp, d) = daemon("");
+    let c = client();
+    let before = image::load_from_memory(&std::fs::read(photo("group6.jpg")).unwrap()).unwrap().into_rgb8();
+    let truth = ground_truth("group6.gt");
+    for query in ["max_faces=1", "confidence=0.99", "nms_threshold=0.01", "categories=license_plates", "max_faces=1&confidence=1&categories=plates"] {
+        let form = Form::new().part("image", file_part("group6.jpg"));
+        let resp = c.post(d.url(&format!("/api/v1/mask?format=png&{query}"))).header("X-API-Key", &d.key).multipart(form).send().unwrap();
+        assert_eq!(resp.status(), 200, "{query}");
+        let reported: usize = resp.headers()["x-face-count"].to_str().unwrap().parse().unwrap();
+        assert!(reported <= 1 || query.starts_with("nms"), "{query}: reported {reported}");
+        assert_eq!(resp.headers()["x-masked-face-count"], "6", "{query}");
+        let after = image::load_from_memory(&resp.bytes().unwrap()).unwrap().into_rgb8();
+        privacy::assert_boxes_masked(&before, &after, &truth, 0.35);
+    }
+    // The detect route reports as asked.
+    let form = Form::new().part("image", file_part("group6.jpg"));
+    let resp = c.post(d.url("/api/v1/detect?max_faces=1")).header("X-API-Key", &d.key).multipart(form).send().unwrap();
+    assert_eq!(resp.headers()["x-masked-face-count"], "6");
+    assert_eq!(json(resp).1["face_count"], 1);
+    // A MaskIt client turning faces off still gets them masked, and is told so.
+    let form = Form::new().part("image", file_part("group6.jpg")).text("faces", "false").text("licensePlates", "true");
+    let (s, v) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
+    assert_eq!(s, 200, "{v}");
+    let id = v["jobId"].as_str().unwrap().to_string();
+    let st = poll("the MaskIt job", || {
+        let (_, v) = json(c.get(d.url(&format!("/api/v1/masking/image-status?jobId={id}"))).header("X-API-Key", &d.key).send().unwrap());
+        (v["status"] == "ReadyToDownload" || v["status"] == "Failed").then_some(v)
+    });
+    assert_eq!(st["facesMasked"], 6, "{st}");
+    let got = c.get(d.url(&format!("/api/v1/masking/image-download?jobId={id}"))).header("X-API-Key", &d.key).send().unwrap();
+    assert_eq!(got.status(), 200);
+    let after = image::load_from_memory(&got.bytes().unwrap()).unwrap().into_rgb8();
+    privacy::assert_boxes_masked(&before, &after, &truth, 0.35);
+}
+
+/// With `api.always_mask = []` the operator lets clients turn face masking off.
+#[test]
+fn an_operator_may_let_clients_turn_faces_off() {
+    let (_tmp, d) = daemon("[api]\nalways_mask = []\n");
+    let form = Form::new().part("image", file_part("group6.jpg"));
+    let resp = client().post(d.url("/api/v1/mask?format=png&categories=license_plates")).header("X-API-Key", &d.key).multipart(form).send().unwrap();
+    assert_eq!(resp.headers()["x-masked-face-count"], "0");
+    let after = image::load_from_memory(&resp.bytes().unwrap()).unwrap().into_rgb8();
+    let before = image::load_from_memory(&std::fs::read(photo("group6.jpg")).unwrap()).unwrap().into_rgb8();
+    for face in ground_truth("group6.gt") {
+        assert!(privacy::mean_abs_diff(&before, &after, face) < 3.0, "face {face:?} was masked");
+    }
+}
+
 #[test]
 fn piiblur_style_media_lifecycle_listing_usage_and_rate_headers() {
     let (_tmp, d) = daemon("");

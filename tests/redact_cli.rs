@@ -2,33 +2,10 @@
 //! faces no longer detectable, bad files reported without stopping the run, metadata policy.
 
 mod common;
+use common::privacy::{detail, mean_abs_diff};
 use common::*;
 
 use std::path::Path;
-
-fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage, r: [f32; 4]) -> f64 {
-    let (mut sum, mut n) = (0u64, 0u64);
-    for y in r[1] as u32..r[3] as u32 {
-        for x in r[0] as u32..r[2] as u32 {
-            let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
-            sum += (0..3).map(|c| (p[c] as i32 - q[c] as i32).unsigned_abs() as u64).sum::<u64>();
-            n += 3;
-        }
-    }
-    sum as f64 / n as f64
-}
-
-/// Std-dev of neighbouring-pixel differences inside `r`: how much fine detail is left.
-fn detail(img: &image::RgbImage, r: [f32; 4]) -> f64 {
-    let mut v = Vec::new();
-    for y in r[1] as u32..r[3] as u32 {
-        for x in r[0] as u32..(r[2] as u32 - 1) {
-            v.push(img.get_pixel(x + 1, y)[1] as f64 - img.get_pixel(x, y)[1] as f64);
-        }
-    }
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    (v.iter().map(|d| (d - m) * (d - m)).sum::<f64>() / v.len() as f64).sqrt()
-}
 
 #[test]
 fn redacts_every_face_and_leaves_far_pixels_untouched() {

@@ -255,6 +255,9 @@ pub struct ApiConfig {
     /// Serve HTTPS with this certificate chain and key (PEM); both or neither.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The masking floor's categories: masked in every upload whatever the request names (a
+    /// plates-only request still gets its faces masked). `[]` lets clients turn faces off.
+    pub always_mask: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -271,6 +274,7 @@ impl Default for ApiConfig {
             serve_originals: false,
             tls_cert: None,
             tls_key: None,
+            always_mask: vec!["faces".into()],
         }
     }
 }
@@ -458,6 +462,9 @@ impl Config {
         }
         if a.tls_cert.is_some() != a.tls_key.is_some() {
             anyhow::bail!("api.tls_cert and api.tls_key go together: set both or neither");
+        }
+        if let Some(bad) = a.always_mask.iter().find(|n| crate::categories::category_of(n).is_none()) {
+            anyhow::bail!("api.always_mask: unknown category '{bad}' (faces, license_plates)");
         }
         let j = &self.jobs;
         for (name, v) in [

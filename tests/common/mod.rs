@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod mosquitto;
+pub mod privacy;
 pub mod service_manager;
 pub mod webhook_receiver;
 

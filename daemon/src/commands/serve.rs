@@ -351,6 +351,7 @@ fn engine_config(config: &Config, workers: usize) -> EngineConfig {
             max_pixels: config.api.max_image_megapixels * 1_000_000,
         },
         sweep_interval: Duration::from_secs_f64(j.sweep_interval_s),
+        always_mask: config.api.always_mask.iter().filter_map(|n| crate::categories::category_of(n)).collect(),
         ..EngineConfig::default()
     }
 }

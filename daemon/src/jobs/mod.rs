@@ -77,6 +77,9 @@ pub struct EngineConfig {
     pub inline_timeout: Duration,
     pub decode_limits: DecodeLimits,
     pub sweep_interval: Duration,
+    /// Categories masked in every upload whatever its request names (`api.always_mask`), where
+    /// the backend finds them.
+    pub always_mask: veil_models::CategorySet,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
             inline_timeout: Duration::from_secs(60),
             decode_limits: DecodeLimits::default(),
             sweep_interval: Duration::from_secs(30),
+            always_mask: [veil_models::Category::Face].into_iter().collect(),
         }
     }
 }
@@ -456,7 +460,9 @@ impl Shared {
 
     fn defaults(&self) -> JobDefaults {
         let t = self.tuning.get();
-        JobDefaults { params: t.params, style: t.style, quality: RESULT_QUALITY }
+        let available = self.detector.info().categories.clone();
+        let always_mask = self.config.always_mask.iter().filter(|c| available.contains(c)).collect();
+        JobDefaults { params: t.params, style: t.style, quality: RESULT_QUALITY, always_mask }
     }
 
     fn run_stored(&self, id: &str) -> Result<(), StoreError> {
@@ -493,8 +499,8 @@ impl Shared {
                             result_bytes: p.encoded.len() as i64,
                             width: p.width as i64,
                             height: p.height as i64,
-                            faces: p.detections.len() as i64,
-                            detections: &process::detections_json(&p.detections),
+                            faces: p.masked.len() as i64,
+                            detections: &process::detections_json(&p.masked),
                         },
                     )?;
                     if !done {

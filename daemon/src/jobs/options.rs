@@ -2,7 +2,7 @@
 //! in JSON, and its resolution against the daemon's defaults into checked parameters.
 
 use serde::{Deserialize, Serialize};
-use veil_models::DetectParams;
+use veil_models::{CategorySet, DetectParams, Detection};
 use veil_redact::{MaskStyle, Method, Shape};
 
 use crate::photo::OutputFormat;
@@ -46,12 +46,52 @@ pub struct JobDefaults {
     pub params: DetectParams,
     pub style: MaskStyle,
     pub quality: u8,
+    /// The masking floor's categories (`api.always_mask` that the backend finds): masked in
+    /// every upload whatever the request names.
+    pub always_mask: CategorySet,
+}
+
+/// What a client asked to *see*: the detections reported back are narrowed by these, while the
+/// image is masked with the device's floor merged in (see [`JobOptions::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportFilter {
+    pub confidence: f32,
+    pub nms_threshold: f32,
+    pub max_faces: usize,
+    pub categories: CategorySet,
+}
+
+impl ReportFilter {
+    /// The detections of `masked` the client asked about: its categories, at or above its
+    /// threshold, suppressed at its NMS threshold, at most `max_faces` of them.
+    pub fn apply(&self, masked: &[Detection]) -> Vec<Detection> {
+        let mut kept: Vec<Detection> = masked
+            .iter()
+            .filter(|d| self.categories.contains(d.category) && d.score >= self.confidence)
+            .cloned()
+            .collect();
+        kept.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut out: Vec<Detection> = Vec::with_capacity(kept.len());
+        for d in kept {
+            if out.iter().all(|k| k.category != d.category || k.bbox.iou(&d.bbox) < self.nms_threshold) {
+                out.push(d);
+            }
+        }
+        if self.max_faces > 0 {
+            out.truncate(self.max_faces);
+        }
+        out
+    }
 }
 
 /// Checked parameters of one redaction.
 #[derive(Debug, Clone, Copy)]
 pub struct ResolvedOptions {
+    /// What the detector runs with: the request merged with the device's floor, so it never
+    /// finds (and masks) less than the configuration would.
     pub params: DetectParams,
+    /// What the request asked to have reported.
+    pub report: ReportFilter,
     pub style: MaskStyle,
     /// `None`: the upload's own format (JPEG at `quality` for anything else).
     pub format: Option<OutputFormat>,
@@ -62,22 +102,41 @@ pub struct ResolvedOptions {
 }
 
 impl JobOptions {
-    /// Apply the options over `defaults`; the error names the bad field. A request may ask for
-    /// more masking than the device's configuration, never less: its confidence threshold is
-    /// capped at the configured one and its blur strength floored at [`MIN_STRENGTH`].
+    /// Apply the options over `defaults`; the error names the bad field.
+    ///
+    /// The masking floor: a request may ask for more masking than the device's configuration,
+    /// never less. Its detection parameters narrow only what is *reported*: the detector runs at
+    /// the lower of the two confidence thresholds, the higher NMS threshold (fewer overlapping
+    /// faces suppressed), the configured face limit, and the requested categories plus
+    /// `always_mask`; every detection it returns is masked. The blur strength is floored at
+    /// [`MIN_STRENGTH`].
     pub fn resolve(&self, defaults: &JobDefaults) -> Result<ResolvedOptions, String> {
-        let mut params = defaults.params;
-        if let Some(c) = self.confidence {
-            params.confidence = c;
+        let floor = defaults.params;
+        let asked = DetectParams {
+            confidence: self.confidence.unwrap_or(floor.confidence),
+            nms_threshold: self.nms_threshold.unwrap_or(floor.nms_threshold),
+            max_faces: self.max_faces.unwrap_or(floor.max_faces),
+            ..floor
+        };
+        asked.validate().map_err(|e| e.to_string())?;
+        let categories = crate::categories::category_set(&self.categories)?;
+        let report = ReportFilter {
+            confidence: asked.confidence,
+            nms_threshold: asked.nms_threshold,
+            max_faces: asked.max_faces,
+            categories,
+        };
+        let mut masked = categories;
+        for c in defaults.always_mask.iter() {
+            masked.insert(c);
         }
-        if let Some(n) = self.nms_threshold {
-            params.nms_threshold = n;
-        }
-        if let Some(m) = self.max_faces {
-            params.max_faces = m;
-        }
-        params.validate().map_err(|e| e.to_string())?;
-        params.categories = Some(crate::categories::category_set(&self.categories)?);
+        let params = DetectParams {
+            confidence: asked.confidence.min(floor.confidence),
+            nms_threshold: asked.nms_threshold.max(floor.nms_threshold),
+            max_faces: floor.max_faces,
+            categories: Some(masked),
+            ..floor
+        };
         let mut style = defaults.style;
         let color = match &self.color {
             Some(c) => veil_redact::parse_color(c).map_err(|e| e.to_string())?,
@@ -108,7 +167,6 @@ impl JobOptions {
             style.feather = f;
         }
         style.validate().map_err(|e| e.to_string())?;
-        params.confidence = params.confidence.min(defaults.params.confidence);
         if let Method::Gaussian { strength } = &mut style.method {
             *strength = strength.max(MIN_STRENGTH.min(match defaults.style.method {
                 Method::Gaussian { strength } => strength,
@@ -126,16 +184,74 @@ impl JobOptions {
             ),
             None => None,
         };
-        Ok(ResolvedOptions { params, style, format, quality, require_face: self.require_face, detect_only: false })
+        Ok(ResolvedOptions {
+            params,
+            report,
+            style,
+            format,
+            quality,
+            require_face: self.require_face,
+            detect_only: false,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use veil_models::{BBox, Category};
 
     fn defaults() -> JobDefaults {
-        JobDefaults { params: DetectParams::default(), style: MaskStyle::default(), quality: 90 }
+        JobDefaults {
+            params: DetectParams::default(),
+            style: MaskStyle::default(),
+            quality: 90,
+            always_mask: [Category::Face].into_iter().collect(),
+        }
+    }
+
+    fn face(x: f32, score: f32) -> Detection {
+        Detection { category: Category::Face, bbox: BBox { x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0 }, score, landmarks: None }
+    }
+
+    #[test]
+    fn request_parameters_narrow_the_report_never_the_masking() {
+        let narrow = JobOptions {
+            confidence: Some(0.9),
+            nms_threshold: Some(0.1),
+            max_faces: Some(1),
+            categories: vec!["license_plates".into()],
+            ..Default::default()
+        };
+        let r = narrow.resolve(&defaults()).unwrap();
+        // The detector runs at the device's floor, with faces added back.
+        assert_eq!((r.params.confidence, r.params.nms_threshold, r.params.max_faces), (0.5, 0.4, 0));
+        let run = r.params.categories.unwrap();
+        assert!(run.contains(Category::Face) && run.contains(Category::LicensePlate));
+        // ... and the report is what was asked: plates only.
+        assert!(r.report.apply(&[face(0.0, 0.95)]).is_empty());
+        // Wider than the floor is granted for both.
+        let wide = JobOptions { confidence: Some(0.2), nms_threshold: Some(0.7), ..Default::default() };
+        let w = wide.resolve(&defaults()).unwrap();
+        assert_eq!((w.params.confidence, w.params.nms_threshold), (0.2, 0.7));
+        // Without the face floor a client may turn faces off.
+        let open = JobDefaults { always_mask: CategorySet::default(), ..defaults() };
+        let plates_only = narrow.resolve(&open).unwrap().params.categories.unwrap();
+        assert!(!plates_only.contains(Category::Face));
+    }
+
+    #[test]
+    fn the_report_filter_applies_threshold_nms_and_limit() {
+        let f = ReportFilter {
+            confidence: 0.6,
+            nms_threshold: 0.3,
+            max_faces: 2,
+            categories: [Category::Face].into_iter().collect(),
+        };
+        let dets = [face(0.0, 0.7), face(3.0, 0.8), face(40.0, 0.65), face(80.0, 0.9), face(120.0, 0.5)];
+        let xs: Vec<f32> = f.apply(&dets).iter().map(|d| d.bbox.x1).collect();
+        // 0.5 is under the threshold, x=0 overlaps x=3 (IoU 0.54), then the best two.
+        assert_eq!(xs, [80.0, 3.0]);
     }
 
     #[test]

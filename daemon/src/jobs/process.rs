@@ -31,7 +31,11 @@ pub struct Processed {
     pub width: u32,
     pub height: u32,
     pub source_format: ImageFormat,
+    /// What the request asked to see (its thresholds, categories and face limit).
     pub detections: Vec<Detection>,
+    /// Everything masked (for detect-only requests: everything found at the masking floor), a
+    /// superset of `detections`.
+    pub masked: Vec<Detection>,
     pub network_input: (u32, u32),
     pub timings: ProcessTimings,
 }
@@ -87,7 +91,8 @@ pub fn process_photo(
             width,
             height,
             source_format: photo.format,
-            detections: out.detections,
+            detections: opts.report.apply(&out.detections),
+            masked: out.detections,
             network_input: out.network_input,
             timings: ProcessTimings {
                 decode_ms,
@@ -101,7 +106,8 @@ pub fn process_photo(
     }
     let redactor = Redactor { detector: detector.clone(), params: opts.params, style: opts.style };
     let report = redactor.redact_in_place(&mut photo.image).map_err(|e| ProcessError::Detection(e.to_string()))?;
-    if opts.require_face && report.detections.is_empty() {
+    let reported = opts.report.apply(&report.detections);
+    if opts.require_face && reported.is_empty() {
         return Err(ProcessError::NoFace);
     }
     let format = opts.format.unwrap_or(match photo.format {
@@ -119,7 +125,8 @@ pub fn process_photo(
         width,
         height,
         source_format: photo.format,
-        detections: report.detections,
+        detections: reported,
+        masked: report.detections,
         network_input: report.network_input,
         timings: ProcessTimings {
             decode_ms,

@@ -160,11 +160,8 @@ pub async fn detect(
     let (query, form) = read_request(query, mp).await?;
     let requested = detect_options(&state, &query, &form)?;
     let mut options = requested.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
-    // Detection alone returns no pixels: the caller's threshold applies as asked.
+    // Detection alone returns no pixels; the caller's thresholds narrow the report as asked.
     options.detect_only = true;
-    if let Some(c) = requested.confidence {
-        options.params.confidence = c;
-    }
     let (done, size) = run(&state, &form, options).await?;
     let request_id = crate::jobs::new_job_id();
     let t = done.timings;
@@ -227,12 +224,19 @@ fn count(done: &Processed, category: veil_models::Category) -> usize {
     done.detections.iter().filter(|d| d.category == category).count()
 }
 
+fn masked(done: &Processed, category: veil_models::Category) -> usize {
+    done.masked.iter().filter(|d| d.category == category).count()
+}
+
 fn set_headers(resp: &mut Response, state: &AppState, request_id: &str, done: &Processed) {
     let t = done.timings;
     let values = [
         ("x-request-id", request_id.to_string()),
         ("x-face-count", count(done, veil_models::Category::Face).to_string()),
         ("x-plate-count", count(done, veil_models::Category::LicensePlate).to_string()),
+        // What was masked, which the request's parameters never narrow (the masking floor).
+        ("x-masked-face-count", masked(done, veil_models::Category::Face).to_string()),
+        ("x-masked-plate-count", masked(done, veil_models::Category::LicensePlate).to_string()),
         ("x-inference-ms", format!("{:.1}", t.inference_ms)),
         ("x-mask-ms", format!("{:.1}", t.mask_ms)),
         ("x-encode-ms", format!("{:.1}", t.encode_ms)),
