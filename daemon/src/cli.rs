@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use veil_models::{DetectParams, DetectScale, Precision};
+use veil_models::{DetectParams, DetectScale, Precision, Tiling};
 use veil_redact::{MaskStyle, Method, Shape};
 
 use crate::commands;
@@ -60,23 +60,31 @@ pub struct EvalCmd {
 #[derive(Args, Debug, Clone)]
 pub struct DetectorArgs {
     /// Detection backend (see `veil models`).
-    #[arg(long, default_value = "centerface")]
+    #[arg(long, default_value = "yunet")]
     pub backend: String,
     /// int8, fp32, or auto (time both at load, keep the faster).
-    #[arg(long, default_value = "int8")]
+    #[arg(long, default_value = "auto")]
     pub precision: Precision,
     /// Minimum detection score, 0..1.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = veil_models::DEFAULT_CONFIDENCE)]
     pub confidence: f32,
+    /// Boxes under 24 network pixels wide need at least this score (or --confidence if higher).
+    #[arg(long, default_value_t = veil_models::DEFAULT_TINY_CONFIDENCE)]
+    pub tiny_confidence: f32,
     /// IoU above which overlapping boxes are merged, 0..1.
     #[arg(long, default_value_t = 0.4)]
     pub nms_threshold: f32,
     /// Keep at most this many faces per image (0 = no limit).
     #[arg(long, default_value_t = 0)]
     pub max_faces: usize,
-    /// Detection scale: `native`, a factor (2 = upscale twice, finds smaller faces) or WxH to fit.
-    #[arg(long, default_value = "native")]
+    /// Detection scale: `auto` (long side under 1024 px upscaled to it), `native`, a factor
+    /// (2 = upscale twice, finds smaller faces) or WxH to fit.
+    #[arg(long, default_value = "auto")]
     pub scale: DetectScale,
+    /// Tiling of the scaled image: `auto` (tiles of at most 1280x1280 with a pyramid for big
+    /// faces), `off` (one network input), or WxH (the largest tile).
+    #[arg(long, default_value = "auto")]
+    pub tile: Tiling,
     /// Threads for inference and for processing files in parallel (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -92,6 +100,8 @@ impl DetectorArgs {
             nms_threshold: self.nms_threshold,
             max_faces: self.max_faces,
             scale: self.scale,
+            tile: self.tile,
+            tiny_confidence: self.tiny_confidence,
             ..DetectParams::default()
         }
     }
@@ -120,7 +130,7 @@ pub struct ServeCmd {
     /// test-pattern (overrides camera.source).
     #[arg(long)]
     pub source: Option<String>,
-    /// Detection backend, e.g. centerface (faces only) or centerface+plates (overrides
+    /// Detection backend, e.g. yunet (faces only) or yunet+plates (overrides
     /// detector.backend).
     #[arg(long)]
     pub backend: Option<String>,

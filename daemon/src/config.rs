@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use veil_models::{DetectParams, DetectScale, Precision};
+use veil_models::{DetectParams, DetectScale, Precision, Tiling};
 use veil_redact::{MaskStyle, Method, Shape};
 
 use crate::pipeline::tracker::TrackerConfig;
@@ -84,6 +84,10 @@ pub struct DetectorConfig {
     pub nms_threshold: f32,
     pub max_faces: usize,
     pub scale: String,
+    /// auto | off | WxH: how the scaled image is cut into network inputs.
+    pub tile: String,
+    /// Tiny boxes (under 24 network px) need at least this score.
+    pub tiny_confidence: f32,
     /// Inference threads (0 = all cores).
     pub threads: usize,
     pub model_dir: Option<PathBuf>,
@@ -93,12 +97,14 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         let p = DetectParams::default();
         Self {
-            backend: "centerface+plates".into(),
-            precision: "int8".into(),
+            backend: "yunet+plates".into(),
+            precision: "auto".into(),
             confidence: p.confidence,
             nms_threshold: p.nms_threshold,
             max_faces: p.max_faces,
-            scale: "native".into(),
+            scale: "auto".into(),
+            tile: "auto".into(),
+            tiny_confidence: p.tiny_confidence,
             threads: 0,
             model_dir: None,
         }
@@ -525,6 +531,8 @@ impl Config {
             nms_threshold: d.nms_threshold,
             max_faces: d.max_faces,
             scale: d.scale.parse::<DetectScale>().map_err(|e| anyhow::anyhow!("detector.scale: {e}"))?,
+            tile: d.tile.parse::<Tiling>().map_err(|e| anyhow::anyhow!("detector.tile: {e}"))?,
+            tiny_confidence: d.tiny_confidence,
             categories,
             ..DetectParams::default()
         };

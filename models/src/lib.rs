@@ -1,4 +1,4 @@
-//! veil-models: face and licence-plate detectors on tract behind one [`Detector`] API,
+//! veil-models: face (YuNet, CenterFace) and licence-plate detectors on tract behind one [`Detector`] API,
 //! with their pre/post-processing, model artifacts and a registry of backends.
 
 mod artifacts;
@@ -15,8 +15,11 @@ mod plates;
 mod precision;
 mod preprocess;
 mod registry;
+mod resample;
+mod scan;
 mod text_map;
 mod text_regions;
+mod yunet;
 
 pub use artifacts::{ModelArtifact, ModelStore, MANIFEST_JSON};
 pub use centerface::CenterFace;
@@ -24,11 +27,13 @@ pub use detection::{BBox, Category, CategorySet, Detection, Point};
 pub use ensemble::Ensemble;
 pub use error::DetectError;
 pub use int8::onnx_with_int8_ops;
-pub use params::{DetectParams, DetectScale};
+pub use params::{DetectParams, DetectScale, Tiling, AUTO_MIN_LONG_SIDE, DEFAULT_CONFIDENCE, DEFAULT_TINY_CONFIDENCE, TINY_FACE_PX};
 pub use plates::{PlateShape, Plates};
 pub use precision::Precision;
 pub use preprocess::RgbImage;
-pub use registry::{BackendInfo, Registry, ENSEMBLE_SEPARATOR};
+pub use registry::{BackendInfo, PrecisionProbe, Registry, ENSEMBLE_SEPARATOR};
+pub use scan::TILE_OVERLAP;
+pub use yunet::YuNet;
 
 /// Per-stage timings of one detection call, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]

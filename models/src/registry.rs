@@ -15,6 +15,7 @@ use crate::params::DetectParams;
 use crate::plates::Plates;
 use crate::precision::Precision;
 use crate::preprocess::RgbImage;
+use crate::yunet::YuNet;
 use crate::Detector;
 
 /// Facts about one backend at one precision (what `veil models` and `/v1/backends` list).
@@ -30,6 +31,34 @@ pub struct BackendInfo {
     pub input_layout: String,
     /// Whether the model file is present (listing only).
     pub available: bool,
+    /// At `--precision auto` with both files present: what was timed at load, and so why this
+    /// precision was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_probe: Option<PrecisionProbe>,
+}
+
+/// The load-time measurement behind an `auto` precision choice: one 640x480 inference of each
+/// model on this machine, after a warm-up; the faster is kept.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct PrecisionProbe {
+    pub int8_ms: f64,
+    pub fp32_ms: f64,
+}
+
+/// A detector whose facts carry the precision probe that chose it.
+struct Probed {
+    inner: Arc<dyn Detector>,
+    info: BackendInfo,
+}
+
+impl Detector for Probed {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<crate::DetectOutput, DetectError> {
+        self.inner.detect(image, params)
+    }
 }
 
 /// Builds a detector from model bytes, its facts and a thread count.
@@ -45,6 +74,13 @@ struct BackendKind {
 }
 
 const KINDS: &[BackendKind] = &[
+    BackendKind {
+        name: "yunet",
+        categories: &[Category::Face],
+        input_multiple: 32,
+        input_layout: "NCHW float32 BGR 0..255",
+        build: |bytes, info, threads| Ok(Arc::new(YuNet::from_bytes(bytes, info, threads)?)),
+    },
     BackendKind {
         name: "centerface",
         categories: &[Category::Face],
@@ -109,6 +145,7 @@ impl Registry {
             input_multiple: kind.input_multiple,
             input_layout: kind.input_layout.to_string(),
             available: true,
+            auto_probe: None,
         }
     }
 
@@ -144,22 +181,26 @@ impl Registry {
             // One candidate: nothing to compare.
             Precision::Auto if present.len() == 1 => self.create_exact(kind, present[0], threads),
             Precision::Auto => {
-                let mut best: Option<(f64, Arc<dyn Detector>)> = None;
+                let mut timed: Vec<(Precision, f64, Arc<dyn Detector>)> = Vec::new();
                 let mut last_err = None;
                 for p in [Precision::Int8, Precision::Fp32] {
                     match self.create_exact(kind, p, threads) {
                         Ok(det) => {
                             let t = time_one(det.as_ref())?;
                             tracing::info!(backend = name, precision = %p, ms = t, "auto precision probe");
-                            if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
-                                best = Some((t, det));
-                            }
+                            timed.push((p, t, det));
                         }
                         Err(e) => last_err = Some(e),
                     }
                 }
-                best.map(|(_, d)| d)
-                    .ok_or_else(|| last_err.unwrap_or_else(|| DetectError::UnknownBackend(name.to_string())))
+                let ms = |p: Precision| timed.iter().find(|t| t.0 == p).map(|t| t.1);
+                let probe = ms(Precision::Int8).zip(ms(Precision::Fp32)).map(|(int8_ms, fp32_ms)| PrecisionProbe { int8_ms, fp32_ms });
+                let Some((chosen, t, det)) = timed.into_iter().min_by(|a, b| a.1.total_cmp(&b.1)) else {
+                    return Err(last_err.unwrap_or_else(|| DetectError::UnknownBackend(name.to_string())));
+                };
+                tracing::info!(backend = name, precision = %chosen, ms = t, "auto precision: kept the faster");
+                let info = BackendInfo { auto_probe: probe, ..det.info().clone() };
+                Ok(Arc::new(Probed { inner: det, info }))
             }
             p => self.create_exact(kind, p, threads),
         }

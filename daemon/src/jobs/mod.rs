@@ -596,6 +596,7 @@ mod tests {
             input_multiple: 1,
             input_layout: "rgb".into(),
             available: true,
+            auto_probe: None,
         }))
     }
 

@@ -74,6 +74,7 @@ impl FaultyDetector {
             input_multiple: 1,
             input_layout: "rgb".into(),
             available: true,
+            auto_probe: None,
         };
         Self { info, faults, delay }
     }

@@ -39,7 +39,7 @@ pub async fn process_image(
     if plates && !state.engine.categories().contains(&veil_models::Category::LicensePlate) {
         return Err(ApiError::unprocessable(
             STYLE,
-            "This device's backend finds no licence plates (configure detector.backend = \"centerface+plates\")",
+            "This device's backend finds no licence plates (configure detector.backend = \"yunet+plates\")",
         )
         .with_extra(json!({"supported": ["faces"]})));
     }

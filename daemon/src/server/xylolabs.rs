@@ -40,6 +40,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
             "precision": b.precision.to_string(),
             "sha256": b.sha256,
             "categories": b.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            // `precision = "auto"`: the load-time timings behind the choice (absent otherwise).
+            "auto_probe": b.auto_probe,
         },
         "camera": state.metrics.as_ref().map(|m| m.snapshot().source),
     });
