@@ -62,6 +62,7 @@ fixtures:
 	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null
 	$(PYTHON) models/tool/pinned.py sequences $(FIXTURES)/sequences > /dev/null
 	$(PYTHON) models/tool/pinned.py plates $(FIXTURES)/plates > /dev/null
+	$(PYTHON) models/tool/clips.py $(FIXTURES)
 
 fp32:
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null

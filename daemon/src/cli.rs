@@ -108,7 +108,7 @@ impl DetectorArgs {
 
     pub fn thread_count(&self) -> usize {
         if self.threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            crate::commands::cores()
         } else {
             self.threads
         }
@@ -321,12 +321,30 @@ pub struct BenchCmd {
     /// frames, sorted by name).
     #[arg(long)]
     pub flicker: Vec<PathBuf>,
-    /// Detection threshold for --pipeline and --flicker.
-    #[arg(long, default_value_t = 0.5)]
+    /// Detection threshold for --pipeline, --flicker and --clip.
+    #[arg(long, default_value_t = veil_models::DEFAULT_CONFIDENCE)]
     pub confidence: f32,
-    /// Detection scale for --pipeline and --flicker (native, a factor, or WxH).
-    #[arg(long, default_value = "native")]
+    /// Detection scale for --pipeline, --flicker and --clip (auto, native, a factor, or WxH).
+    #[arg(long, default_value = "auto")]
     pub scale: DetectScale,
+    /// Face backends timed per stage (comma separated), or the backend of --pipeline,
+    /// --flicker and --clip (default there: the daemon's, yunet+plates).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Instead of per-stage timings: the whole pipeline flat out over these frames (a
+    /// directory of images or an MJPEG file) at the defaults, faces and plates and faces only,
+    /// against onnxruntime on the same face model at the frames' size.
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// With --clip: also time deface (this executable) on the same frames.
+    #[arg(long)]
+    pub deface: Option<PathBuf>,
+    /// Detection workers for --pipeline and --clip (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Plates in every Nth frame for --clip (camera.plates_every).
+    #[arg(long, default_value_t = crate::config::DEFAULT_PLATES_EVERY)]
+    pub plates_every: u32,
     /// Inference threads for --pipeline and --flicker (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

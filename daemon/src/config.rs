@@ -164,6 +164,25 @@ pub struct CameraConfig {
     /// What the camera masks (`faces`, `license_plates`); empty = everything the detector
     /// backend finds. Uploads choose per request.
     pub categories: Vec<String>,
+    /// Detection workers, each detecting its own frame (0 = one per core); frames re-enter
+    /// capture order before the tracker. Each worker's inference gets cores / workers threads.
+    pub detect_workers: usize,
+    /// Licence plates are looked for in every Nth frame (the plate detector costs many face
+    /// detections); the tracker carries and moves plate masks between. 1 = every frame.
+    pub plates_every: u32,
+}
+
+/// `camera.plates_every`'s default (README, "Camera rate": the coverage measured at it).
+pub const DEFAULT_PLATES_EVERY: u32 = 3;
+
+impl CameraConfig {
+    /// Detection workers for `cores` cores.
+    pub fn workers(&self, cores: usize) -> usize {
+        match self.detect_workers {
+            0 => cores.max(1),
+            n => n,
+        }
+    }
 }
 
 impl Default for CameraConfig {
@@ -179,6 +198,8 @@ impl Default for CameraConfig {
             queue_depth: 1,
             deadline_ms: 2000,
             categories: Vec::new(),
+            detect_workers: 0,
+            plates_every: DEFAULT_PLATES_EVERY,
         }
     }
 }
@@ -444,6 +465,12 @@ impl Config {
             }
             if cam.deadline_ms == 0 {
                 anyhow::bail!("camera.deadline_ms must be positive");
+            }
+            if cam.detect_workers > 64 {
+                anyhow::bail!("camera.detect_workers must be within 0..64 (0 = one per core)");
+            }
+            if !(1..=100).contains(&cam.plates_every) {
+                anyhow::bail!("camera.plates_every must be within 1..100 (1 = plates in every frame)");
             }
             cam.pixel_formats()?;
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use image::imageops::FilterType;
 use serde::Serialize;
-use veil_models::{DetectParams, Precision};
+use veil_models::{DetectParams, DetectScale, Precision, Tiling};
 use veil_redact::MaskStyle;
 
 use crate::cli::BenchCmd;
@@ -32,6 +32,7 @@ pub fn stat(mut v: Vec<f64>) -> Stat {
 
 #[derive(Debug, Serialize)]
 pub struct Case {
+    pub backend: String,
     pub size: String,
     pub precision: String,
     pub threads: usize,
@@ -48,6 +49,9 @@ pub struct Case {
 
 #[derive(Debug, Serialize)]
 pub struct Reference {
+    /// The face backend whose fp32 model onnxruntime ran.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub backend: String,
     pub size: String,
     pub threads: usize,
     pub median_ms: f64,
@@ -69,6 +73,7 @@ pub struct Report {
     pub iterations: usize,
     pub cases: Vec<Case>,
     pub onnxruntime: Option<String>,
+    /// onnxruntime on each backend's fp32 model, at the same sizes and thread counts.
     pub reference: Vec<Reference>,
     pub mask_cost: Vec<MaskCost>,
 }
@@ -118,10 +123,13 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     if cmd.http {
         return run_http_bench(&cmd);
     }
+    if let Some(clip) = &cmd.clip {
+        return run_clip_bench(&cmd, clip);
+    }
     if !cmd.flicker.is_empty() || cmd.pipeline {
         return run_sequence_benches(&cmd);
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = crate::commands::cores();
     if cmd.plates {
         let threads = if cores > 1 { vec![1, cores] } else { vec![1] };
         let r = super::bench_plates::run(
@@ -140,6 +148,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     }
     let sizes = parse_sizes(&cmd.sizes)?;
     let precisions: Vec<Precision> = cmd.precisions.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>()?;
+    let backends: Vec<String> = cmd.backend.as_deref().unwrap_or("yunet,centerface").split(',').map(|b| b.trim().to_string()).collect();
     let mut thread_counts = vec![1];
     if cores > 1 {
         thread_counts.push(cores);
@@ -147,67 +156,41 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     let source = source_image(&cmd.image)?;
     let registry = super::registry(&cmd.model_dir);
     let iterations = cmd.iterations.max(1);
+    // Each size is one network input of that size, as onnxruntime's reference sees it.
+    let params = DetectParams { scale: DetectScale::Native, tile: Tiling::Off, ..DetectParams::default() };
     let mut cases = Vec::new();
-    for &precision in &precisions {
-        for &threads in &thread_counts {
-            let detector = registry.create("centerface", precision, threads)?;
-            let redactor = Redactor { detector, params: DetectParams::default(), style: MaskStyle::default() };
-            for &(w, h) in &sizes {
-                let frame = image::imageops::resize(&source, w, h, FilterType::Triangle);
-                let jpeg = encode(&frame, OutputFormat::Jpeg { quality: 90 }, None, None)?;
-                let mut s: [Vec<f64>; 7] = Default::default();
-                let mut faces = 0;
-                for i in 0..=iterations {
-                    let t0 = Instant::now();
-                    let mut img = decode(&jpeg, &DecodeLimits::default())?.image;
-                    let t1 = Instant::now();
-                    let report = redactor.redact_in_place(&mut img)?;
-                    let t2 = Instant::now();
-                    let out = encode(&img, OutputFormat::Jpeg { quality: 90 }, None, None)?;
-                    let t3 = Instant::now();
-                    std::hint::black_box(out);
-                    if i == 0 {
-                        continue; // warm-up: builds the plan for this shape
+    for backend in &backends {
+        for &precision in &precisions {
+            if registry.store().artifact(backend, precision).is_none() {
+                continue; // e.g. YuNet has no int8 model
+            }
+            for &threads in &thread_counts {
+                let detector = registry.create(backend, precision, threads)?;
+                let redactor = Redactor { detector, params, style: MaskStyle::default() };
+                for &(w, h) in &sizes {
+                    let case = time_case(&redactor, &source, (w, h), iterations, backend, precision, threads)?;
+                    if !cmd.json {
+                        eprintln!(
+                            "  {} {} {} x{}: inference {:.1} ms",
+                            case.backend, case.size, case.precision, threads, case.inference.median_ms
+                        );
                     }
-                    faces = report.detections.len();
-                    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
-                    s[0].push(ms(t0, t1));
-                    s[1].push(report.timings.detect.preprocess_ms);
-                    s[2].push(report.timings.detect.inference_ms);
-                    s[3].push(report.timings.detect.postprocess_ms);
-                    s[4].push(report.timings.mask_ms);
-                    s[5].push(ms(t2, t3));
-                    s[6].push(ms(t0, t3));
+                    cases.push(case);
                 }
-                let [d, p, inf, post, m, e, all] = s;
-                let case = Case {
-                    size: format!("{w}x{h}"),
-                    precision: precision.to_string(),
-                    threads,
-                    faces,
-                    decode: stat(d),
-                    preprocess: stat(p),
-                    inference: stat(inf),
-                    postprocess: stat(post),
-                    mask: stat(m),
-                    encode: stat(e),
-                    end_to_end: stat(all),
-                    peak_rss_mib: peak_rss_mib(),
-                };
-                if !cmd.json {
-                    eprintln!(
-                        "  {} {} x{}: inference {:.1} ms",
-                        case.size, case.precision, threads, case.inference.median_ms
-                    );
-                }
-                cases.push(case);
             }
         }
     }
     let (onnxruntime, reference) = if cmd.no_reference {
         (None, Vec::new())
     } else {
-        run_reference(&registry, "centerface", &cmd.sizes, iterations, &thread_counts)?
+        let mut version = None;
+        let mut all = Vec::new();
+        for backend in &backends {
+            let (v, refs) = run_reference(&registry, backend, &cmd.sizes, iterations, &thread_counts)?;
+            version = version.or(v);
+            all.extend(refs.into_iter().map(|r| Reference { backend: backend.clone(), ..r }));
+        }
+        (version, all)
     };
     let mask_cost = mask_costs(iterations);
     let report = Report { machine: machine(), cores, iterations, cases, onnxruntime, reference, mask_cost };
@@ -217,6 +200,60 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
         print_tables(&report);
     }
     Ok(0)
+}
+
+/// Time `redactor` end to end (decode, detect, mask, encode) on `source` resized to `w` x `h`.
+fn time_case(
+    redactor: &Redactor,
+    source: &image::RgbImage,
+    (w, h): (u32, u32),
+    iterations: usize,
+    backend: &str,
+    precision: Precision,
+    threads: usize,
+) -> anyhow::Result<Case> {
+    let frame = image::imageops::resize(source, w, h, FilterType::Triangle);
+    let jpeg = encode(&frame, OutputFormat::Jpeg { quality: 90 }, None, None)?;
+    let mut s: [Vec<f64>; 7] = Default::default();
+    let mut faces = 0;
+    for i in 0..=iterations {
+        let t0 = Instant::now();
+        let mut img = decode(&jpeg, &DecodeLimits::default())?.image;
+        let t1 = Instant::now();
+        let report = redactor.redact_in_place(&mut img)?;
+        let t2 = Instant::now();
+        let out = encode(&img, OutputFormat::Jpeg { quality: 90 }, None, None)?;
+        let t3 = Instant::now();
+        std::hint::black_box(out);
+        if i == 0 {
+            continue; // warm-up: builds the plan for this shape
+        }
+        faces = report.detections.len();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+        s[0].push(ms(t0, t1));
+        s[1].push(report.timings.detect.preprocess_ms);
+        s[2].push(report.timings.detect.inference_ms);
+        s[3].push(report.timings.detect.postprocess_ms);
+        s[4].push(report.timings.mask_ms);
+        s[5].push(ms(t2, t3));
+        s[6].push(ms(t0, t3));
+    }
+    let [d, p, inf, post, m, e, all] = s;
+    Ok(Case {
+        backend: backend.to_string(),
+        size: format!("{w}x{h}"),
+        precision: precision.to_string(),
+        threads,
+        faces,
+        decode: stat(d),
+        preprocess: stat(p),
+        inference: stat(inf),
+        postprocess: stat(post),
+        mask: stat(m),
+        encode: stat(e),
+        end_to_end: stat(all),
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// Median time to mask a 600x600 region of a 1280x720 frame, per masked pixel.
@@ -244,7 +281,7 @@ fn mask_costs(iterations: usize) -> Vec<MaskCost> {
     out
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -291,6 +328,7 @@ pub fn run_reference(
         .map(|a| {
             a.iter()
                 .map(|r| Reference {
+                    backend: String::new(),
                     size: r["size"].as_str().unwrap_or("").to_string(),
                     threads: r["threads"].as_u64().unwrap_or(1) as usize,
                     median_ms: r["median_ms"].as_f64().unwrap_or(f64::NAN),
@@ -308,7 +346,8 @@ fn print_tables(r: &Report) {
         r.machine, r.cores, r.iterations
     );
     println!(
-        "{:<10} {:<5} {:>3} {:>5} | {:>15} {:>15} {:>15} {:>13} {:>13} {:>15} | {:>15} {:>8}",
+        "{:<10} {:<10} {:<5} {:>3} {:>5} | {:>15} {:>15} {:>15} {:>13} {:>13} {:>15} | {:>15} {:>8}",
+        "backend",
         "size",
         "prec",
         "thr",
@@ -325,7 +364,8 @@ fn print_tables(r: &Report) {
     let f = |s: &Stat| format!("{:.1} ({:.1})", s.median_ms, s.p95_ms);
     for c in &r.cases {
         println!(
-            "{:<10} {:<5} {:>3} {:>5} | {:>15} {:>15} {:>15} {:>13} {:>13} {:>15} | {:>15} {:>8.0}",
+            "{:<10} {:<10} {:<5} {:>3} {:>5} | {:>15} {:>15} {:>15} {:>13} {:>13} {:>15} | {:>15} {:>8.0}",
+            c.backend,
             c.size,
             c.precision,
             c.threads,
@@ -343,7 +383,7 @@ fn print_tables(r: &Report) {
     if !r.reference.is_empty() {
         println!("\nonnxruntime {} fp32 reference, inference only:", r.onnxruntime.as_deref().unwrap_or("?"));
         for x in &r.reference {
-            println!("  {:<10} x{}: {:.1} ({:.1}) ms", x.size, x.threads, x.median_ms, x.p95_ms);
+            println!("  {:<10} {:<10} x{}: {:.1} ({:.1}) ms", x.backend, x.size, x.threads, x.median_ms, x.p95_ms);
         }
     }
     println!("\nmask cost, 600x600 region (ns per pixel, median):");
@@ -351,23 +391,52 @@ fn print_tables(r: &Report) {
         println!("  {:<9} strength {:.1}: {:.1}", m.method, m.strength, m.ns_per_pixel);
     }
     println!("\nratios (inference medians; < 1 means the first is faster):");
-    let find = |size: &str, prec: &str, thr: usize| {
-        r.cases.iter().find(|c| c.size == size && c.precision == prec && c.threads == thr)
+    let find = |backend: &str, size: &str, prec: &str, thr: usize| {
+        r.cases.iter().find(|c| c.backend == backend && c.size == size && c.precision == prec && c.threads == thr)
     };
-    for c in r.cases.iter().filter(|c| c.precision == "int8") {
-        let mut line = format!("  {:<10} x{}:", c.size, c.threads);
-        if let Some(fp) = find(&c.size, "fp32", c.threads) {
-            line += &format!(" int8/fp32 {:.2}", c.inference.median_ms / fp.inference.median_ms);
+    for c in &r.cases {
+        let mut line = format!("  {:<10} {:<5} {:<10} x{}:", c.backend, c.precision, c.size, c.threads);
+        if c.precision == "int8" {
+            if let Some(fp) = find(&c.backend, &c.size, "fp32", c.threads) {
+                line += &format!(" int8/fp32 {:.2}", c.inference.median_ms / fp.inference.median_ms);
+            }
         }
-        if let Some(o) = r.reference.iter().find(|x| x.size == c.size && x.threads == c.threads) {
-            line += &format!("  int8/onnxruntime {:.2}", c.inference.median_ms / o.median_ms);
-            if let Some(fp) = find(&c.size, "fp32", c.threads) {
-                line += &format!("  fp32/onnxruntime {:.2}", fp.inference.median_ms / o.median_ms);
+        if let Some(o) = r.reference.iter().find(|x| x.backend == c.backend && x.size == c.size && x.threads == c.threads) {
+            line += &format!("  /onnxruntime fp32 {:.2}", c.inference.median_ms / o.median_ms);
+        }
+        if c.backend != "centerface" {
+            if let Some(cf) = find("centerface", &c.size, "int8", c.threads) {
+                line += &format!("  /centerface int8 {:.2}", c.inference.median_ms / cf.inference.median_ms);
             }
         }
         line += &format!("  end-to-end/inference {:.2}", c.end_to_end.median_ms / c.inference.median_ms);
         println!("{line}");
     }
+}
+
+/// `--clip`: the whole pipeline over real frames at the defaults.
+fn run_clip_bench(cmd: &BenchCmd, clip: &Path) -> anyhow::Result<i32> {
+    let defaults = crate::config::DetectorConfig::default();
+    let backend = cmd.backend.clone().unwrap_or(defaults.backend);
+    let params = DetectParams { confidence: cmd.confidence, scale: cmd.scale, ..DetectParams::default() };
+    params.validate()?;
+    let r = super::bench_clip::run(super::bench_clip::ClipArgs {
+        clip,
+        backend: &backend,
+        params,
+        workers: if cmd.workers == 0 { super::cores() } else { cmd.workers },
+        plates_every: cmd.plates_every,
+        model_dir: &cmd.model_dir,
+        iterations: cmd.iterations.max(1),
+        reference: !cmd.no_reference,
+        deface: cmd.deface.as_deref(),
+    })?;
+    if cmd.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        super::bench_clip::print(&r);
+    }
+    Ok(0)
 }
 
 /// `--flicker` and `--pipeline`: whole-pipeline measurements with one int8 detector.
@@ -396,19 +465,22 @@ fn run_http_bench(cmd: &BenchCmd) -> anyhow::Result<i32> {
 }
 
 fn run_sequence_benches(cmd: &BenchCmd) -> anyhow::Result<i32> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = crate::commands::cores();
     let threads = if cmd.threads == 0 { cores } else { cmd.threads };
     let precision = match cmd.precisions.as_str() {
-        "fp32,int8" => Precision::Int8,
+        "fp32,int8" => Precision::Auto,
         p => p.parse()?,
     };
-    let detector = super::registry(&cmd.model_dir).create("centerface", precision, threads)?;
+    let backend = cmd.backend.clone().unwrap_or_else(|| "yunet".into());
+    let detector = super::registry(&cmd.model_dir).create(&backend, precision, threads)?;
     let params = DetectParams { confidence: cmd.confidence, scale: cmd.scale, ..DetectParams::default() };
     params.validate()?;
     let mut out = serde_json::Map::new();
     out.insert("machine".into(), machine().into());
     out.insert("cores".into(), cores.into());
     out.insert("threads".into(), threads.into());
+    let precision = detector.info().precision;
+    out.insert("backend".into(), backend.clone().into());
     out.insert("precision".into(), precision.to_string().into());
     if !cmd.flicker.is_empty() {
         let tracker = crate::pipeline::tracker::TrackerConfig::default();
@@ -429,9 +501,10 @@ fn run_sequence_benches(cmd: &BenchCmd) -> anyhow::Result<i32> {
     if cmd.pipeline {
         let sizes = if cmd.sizes == "640x480,1280x720,1920x1080" { "640x480,1280x720".to_string() } else { cmd.sizes.clone() };
         let photo = source_image(&cmd.image)?;
-        let runs = super::bench_pipeline::run(detector.clone(), params, &photo, &parse_sizes(&sizes)?, cmd.seconds)?;
+        let workers = if cmd.workers == 0 { cores } else { cmd.workers };
+        let runs = super::bench_pipeline::run(detector.clone(), params, &photo, &parse_sizes(&sizes)?, cmd.seconds, workers)?;
         if !cmd.json {
-            println!("pipeline, {} cores, {threads} inference threads, {precision}:", cores);
+            println!("pipeline, {} cores, {workers} detection workers, {threads} inference threads, {backend} {precision}:", cores);
             println!("{:<10} {:<13} {:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>9} {:>6}", "size", "mode", "in", "out", "dropped", "fps out", "e2e p50", "e2e p95", "detect", "eff.");
             for r in &runs {
                 let p = |x: &Option<crate::pipeline::metrics::Percentiles>, f: fn(&crate::pipeline::metrics::Percentiles) -> f64| x.as_ref().map(f).unwrap_or(0.0);

@@ -74,6 +74,7 @@ fn run_once(
     frames: u64,
     camera_fps: Option<u32>,
     spool_dir: &std::path::Path,
+    workers: usize,
 ) -> anyhow::Result<(f64, crate::pipeline::metrics::MetricsSnapshot)> {
     let (width, height) = photo.dimensions();
     let source = RepeatedPhoto { rgb: photo.as_raw().clone(), width, height, sequence: 0, limit: frames };
@@ -89,6 +90,7 @@ fn run_once(
         pace: camera_fps.map(|f| Duration::from_secs_f64(1.0 / f as f64)),
         tuning: Arc::new(LiveTuning::new(Tuning { params, style: MaskStyle::default() })),
         deadline: Duration::from_secs(10),
+        detect_workers: workers,
         ..PipelineConfig::default()
     };
     let t = Instant::now();
@@ -104,6 +106,7 @@ pub fn run(
     photo: &image::RgbImage,
     sizes: &[(u32, u32)],
     seconds: f64,
+    workers: usize,
 ) -> anyhow::Result<Vec<PipelineRun>> {
     let spool = tempfile::tempdir()?;
     let mut runs = Vec::new();
@@ -124,7 +127,7 @@ pub fn run(
                 Some(f) => (seconds * f as f64) as u64,
                 None => ((seconds * 1000.0 / reference_ms) as u64).max(5),
             };
-            let (elapsed, snap) = run_once(detector.clone(), params, &frame, frames, camera_fps, spool.path())?;
+            let (elapsed, snap) = run_once(detector.clone(), params, &frame, frames, camera_fps, spool.path(), workers)?;
             let fps_out = snap.frames_out as f64 / elapsed;
             runs.push(PipelineRun {
                 size: format!("{w}x{h}"),

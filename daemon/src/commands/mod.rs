@@ -1,6 +1,7 @@
 //! The one-shot subcommands of `veil`.
 
 pub mod bench;
+pub mod bench_clip;
 pub mod bench_flicker;
 pub mod bench_http;
 pub mod bench_pipeline;
@@ -19,6 +20,11 @@ use std::sync::Arc;
 use veil_models::{Detector, ModelStore, Registry};
 
 use crate::cli::DetectorArgs;
+
+/// The cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
 
 /// The registry over the default model directories plus `extra`.
 pub fn registry(extra: &Option<PathBuf>) -> Registry {

@@ -91,7 +91,7 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
     let state_dir = config.state_dir();
     std::fs::create_dir_all(&state_dir).with_context(|| format!("state directory {}", state_dir.display()))?;
     let threads = match config.detector.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => super::cores(),
         n => n,
     };
     let tls = match (&config.api.tls_cert, &config.api.tls_key) {
@@ -222,6 +222,11 @@ fn start_services(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Services> {
     let registry = super::registry(&config.detector.model_dir);
+    // Each camera detection worker gets its share of the inference threads.
+    let threads = match &config.camera {
+        Some(cam) => (threads / cam.workers(super::cores())).max(1),
+        None => threads,
+    };
     let detector = SwappableDetector::new(registry.create(&config.detector.backend, config.precision()?, threads)?);
     let backend = detector.info().clone();
     eprintln!("veil: model {} {} ({}) loaded", backend.name, backend.version, backend.precision);
@@ -231,7 +236,7 @@ fn start_services(
 
     let store = Arc::new(Store::open(state_dir)?);
     let job_workers = match config.jobs.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => super::cores(),
         n => n,
     };
     // Job workers run one photo each on one inference thread: throughput over latency.
@@ -397,6 +402,8 @@ fn start_pipeline(
         zones: config.privacy_zones.iter().map(|z| z.points.iter().map(|p| (p[0], p[1])).collect()).collect(),
         jpeg_quality: config.spool.quality,
         fault_hook: stall_fault_from_env(),
+        detect_workers: cam.workers(super::cores()),
+        plates_every: cam.plates_every,
         ..PipelineConfig::default()
     };
     if plan.backpressure == Backpressure::DropOldest {

@@ -1,6 +1,7 @@
 //! The bounded queue between capture and detection. Live sources drop the *oldest* waiting
 //! frame when it is full (latency stays bounded; drops are counted); file replays block instead,
-//! so every recorded frame is processed.
+//! so every recorded frame is processed. Each frame taken out gets the next ticket (0, 1, 2, ...
+//! with no gaps), the order in which the detection workers' results are put back together.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -17,6 +18,8 @@ pub struct Queued {
 struct State {
     items: VecDeque<Queued>,
     closed: bool,
+    /// Frames taken out so far: the next frame's ticket.
+    taken: u64,
 }
 
 pub struct FrameQueue {
@@ -29,7 +32,7 @@ impl FrameQueue {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            state: Mutex::new(State { items: VecDeque::new(), closed: false }),
+            state: Mutex::new(State { items: VecDeque::new(), closed: false, taken: 0 }),
             changed: Condvar::new(),
         }
     }
@@ -68,12 +71,20 @@ impl FrameQueue {
     /// The next frame; `None` once the queue is closed and empty. Waits at most `timeout`
     /// (then `Err(())`, so the caller can check for shutdown).
     pub fn pop(&self, timeout: Duration) -> Result<Option<Queued>, ()> {
+        self.pop_ticketed(timeout).map(|o| o.map(|(_, item)| item))
+    }
+
+    /// [`FrameQueue::pop`] with the frame's ticket: frames are ticketed in the order they leave
+    /// the queue, which is capture order.
+    pub fn pop_ticketed(&self, timeout: Duration) -> Result<Option<(u64, Queued)>, ()> {
         let deadline = Instant::now() + timeout;
         let mut s = self.lock();
         loop {
             if let Some(item) = s.items.pop_front() {
+                let ticket = s.taken;
+                s.taken += 1;
                 self.changed.notify_all();
-                return Ok(Some(item));
+                return Ok(Some((ticket, item)));
             }
             if s.closed {
                 return Ok(None);
@@ -105,6 +116,11 @@ impl FrameQueue {
     pub fn depth(&self) -> usize {
         self.lock().items.len()
     }
+
+    /// Tickets handed out so far.
+    pub fn taken(&self) -> u64 {
+        self.lock().taken
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +149,18 @@ mod tests {
         assert_eq!(q.pop(Duration::ZERO).unwrap().unwrap().frame.sequence, 2);
         assert!(q.pop(Duration::ZERO).unwrap().is_none());
         assert!(q.push_dropping_oldest(item(3)).is_err(), "a closed queue refuses frames");
+    }
+
+    #[test]
+    fn tickets_follow_the_order_frames_leave_in_without_gaps() {
+        let q = FrameQueue::new(2);
+        for i in 0..3 {
+            let _ = q.push_dropping_oldest(item(i)); // frame 0 is dropped: no ticket
+        }
+        let (t1, f1) = q.pop_ticketed(Duration::ZERO).unwrap().unwrap();
+        let (t2, f2) = q.pop_ticketed(Duration::ZERO).unwrap().unwrap();
+        assert_eq!((t1, f1.frame.sequence, t2, f2.frame.sequence), (0, 1, 1, 2));
+        assert_eq!(q.taken(), 2);
     }
 
     #[test]

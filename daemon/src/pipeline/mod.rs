@@ -1,6 +1,7 @@
-//! The camera pipeline: a capture thread fills a bounded queue; a worker detects (on a
-//! deadline), tracks and masks faces and privacy zones; an output thread encodes the masked frame
-//! and hands it to the sinks.
+//! The camera pipeline: a capture thread fills a bounded queue; detection lanes (one or more,
+//! each on its own frame, on a deadline) detect; a sequencer puts their results back into
+//! capture order, tracks and masks faces, plates and privacy zones; an output thread encodes the
+//! masked frame and hands it to the sinks.
 //! Fail closed: a frame whose detection errors, panics or times out, or whose masking panics,
 //! produces no output at all; it is counted and logged.
 
@@ -17,14 +18,14 @@ mod tests;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use image::codecs::jpeg::JpegEncoder;
 use veil_camera::FrameSource;
-use veil_models::Detector;
+use veil_models::{Category, CategorySet, DetectParams, Detection, Detector};
 use veil_redact::{MaskStyle, RgbFrame};
 
 use crate::sinks::Dispatcher;
@@ -69,6 +70,12 @@ pub struct PipelineConfig {
     /// is dropped as broken (until they return).
     pub max_hung_detectors: usize,
     pub fault_hook: Option<FaultHook>,
+    /// Detection workers, each on its own frame (frames re-enter capture order before the
+    /// tracker).
+    pub detect_workers: usize,
+    /// Licence plates are looked for in every Nth frame; the tracker carries their masks
+    /// between (1 = every frame).
+    pub plates_every: u32,
 }
 
 impl Default for PipelineConfig {
@@ -85,6 +92,8 @@ impl Default for PipelineConfig {
             jpeg_quality: 85,
             max_hung_detectors: 4,
             fault_hook: None,
+            detect_workers: 1,
+            plates_every: 1,
         }
     }
 }
@@ -122,7 +131,8 @@ pub struct Pipeline {
     queue: Arc<FrameQueue>,
     metrics: Arc<Metrics>,
     capture: Option<JoinHandle<()>>,
-    worker: Option<JoinHandle<()>>,
+    /// The detection lanes and the sequencer.
+    workers: Vec<JoinHandle<()>>,
     output: Option<JoinHandle<()>>,
     deadline: Duration,
 }
@@ -155,19 +165,40 @@ impl Pipeline {
                 .name("veil-output".into())
                 .spawn(move || output_loop(output_rx, sinks, &metrics, deadline, quality))?
         };
-        let worker = {
-            let (queue, metrics, stop) = (queue.clone(), metrics.clone(), stop.clone());
-            let worker = Worker {
-                stage: DetectStage::new(detector, config.max_hung_detectors),
-                tracker: Tracker::new(config.tracker.clone()),
-                config,
-                output: output_tx,
-                metrics,
-                last_size: None,
+        // Detection lanes, each with its own deadline-guarded detection thread, feed the
+        // sequencer, which restores capture order before the tracker.
+        let lanes = config.detect_workers.max(1);
+        let window = Arc::new(Window::new(2 * lanes as u64 + config.plates_every.max(1) as u64));
+        let (results_tx, results_rx) = std::sync::mpsc::channel();
+        let mut workers = Vec::with_capacity(lanes + 1);
+        let categories: CategorySet = detector.info().categories.iter().copied().collect();
+        for i in 0..lanes {
+            let lane = Lane {
+                stage: DetectStage::new(detector.clone(), config.max_hung_detectors),
+                config: config.clone(),
+                metrics: metrics.clone(),
+                categories,
+                results: results_tx.clone(),
             };
-            std::thread::Builder::new().name("veil-pipeline".into()).spawn(move || worker.run(&queue, &stop))?
+            let (queue, window, stop) = (queue.clone(), window.clone(), stop.clone());
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("veil-lane-{i}"))
+                    .spawn(move || lane.run(&queue, &window, &stop))?,
+            );
+        }
+        drop(results_tx);
+        let sequencer = Sequencer {
+            tracker: Tracker::new(config.tracker.clone()),
+            config,
+            output: output_tx,
+            metrics: metrics.clone(),
+            last_size: None,
         };
-        Ok(Self { stop, queue, metrics, capture: Some(capture), worker: Some(worker), output: Some(output), deadline })
+        workers.push(
+            std::thread::Builder::new().name("veil-pipeline".into()).spawn(move || sequencer.run(results_rx, &window))?,
+        );
+        Ok(Self { stop, queue, metrics, capture: Some(capture), workers, output: Some(output), deadline })
     }
 
     /// The per-frame deadline: the longest a healthy worker spends on one frame.
@@ -198,7 +229,8 @@ impl Pipeline {
     }
 
     fn join(&mut self) {
-        for handle in [self.capture.take(), self.worker.take(), self.output.take()].into_iter().flatten() {
+        let workers = std::mem::take(&mut self.workers);
+        for handle in self.capture.take().into_iter().chain(workers).chain(self.output.take()) {
             if let Err(p) = handle.join() {
                 tracing::error!("pipeline thread panicked: {}", panic_message(p.as_ref()));
             }
@@ -208,7 +240,7 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        if self.capture.is_some() || self.worker.is_some() || self.output.is_some() {
+        if self.capture.is_some() || !self.workers.is_empty() || self.output.is_some() {
             self.stop.stop();
             self.queue.close_and_clear();
             self.join();
@@ -305,17 +337,87 @@ fn pause_capture(source: &mut dyn FrameSource, metrics: &Metrics, stop: &StopSig
     }
 }
 
-struct Worker {
+/// Holds detection workers back while the sequencer is too far behind them: at most `size`
+/// tickets may be out between the queue and the sequencer (bounding the reorder buffer).
+struct Window {
+    size: u64,
+    /// (tickets sequenced, whether the sequencer has gone)
+    state: Mutex<(u64, bool)>,
+    cond: Condvar,
+}
+
+/// What a detection worker may do next.
+#[derive(PartialEq)]
+enum Room {
+    Free,
+    Full,
+    Closed,
+}
+
+impl Window {
+    fn new(size: u64) -> Self {
+        Self { size: size.max(1), state: Mutex::new((0, false)), cond: Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait (at most `timeout`) until the frame after `taken` tickets fits in the window.
+    fn wait_for_room(&self, taken: u64, timeout: Duration) -> Room {
+        let guard = self.lock();
+        let (guard, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |(done, closed)| !*closed && taken >= *done + self.size)
+            .unwrap_or_else(|p| p.into_inner());
+        match *guard {
+            (_, true) => Room::Closed,
+            (done, false) if taken < done + self.size => Room::Free,
+            _ => Room::Full,
+        }
+    }
+
+    fn advance(&self, sequenced: u64) {
+        self.lock().0 = sequenced;
+        self.cond.notify_all();
+    }
+
+    /// The sequencer has gone: nothing more will be taken.
+    fn close(&self) {
+        self.lock().1 = true;
+        self.cond.notify_all();
+    }
+}
+
+/// One detection worker: takes frames off the queue, detects on its own deadline-guarded
+/// thread, and hands the outcome to the sequencer under the frame's ticket.
+struct Lane {
     stage: DetectStage,
-    tracker: Tracker,
     config: PipelineConfig,
-    output: SyncSender<Masked>,
     metrics: Arc<Metrics>,
-    last_size: Option<(u32, u32)>,
+    /// What the detector can find (the categories a frame looks for when the tuning says all).
+    categories: CategorySet,
+    results: Sender<(u64, Result<Detected, (u64, Dropped)>)>,
 }
 
 /// A frame that must not be output, and why.
 struct Dropped(DropCause, String);
+
+/// A detected frame on its way to the sequencer (tracker and masking, in capture order).
+struct Detected {
+    frame_id: u64,
+    timestamp: SystemTime,
+    width: u32,
+    height: u32,
+    rgb: Arc<Vec<u8>>,
+    detections: Vec<Detection>,
+    /// The categories this frame's detection looked for.
+    looked_for: CategorySet,
+    style: MaskStyle,
+    queue_ms: f64,
+    inference_ms: f64,
+    clock: Instant,
+}
 
 /// A masked frame on its way to encoding and the sinks.
 struct Masked {
@@ -338,22 +440,27 @@ fn log_drop(metrics: &Metrics, id: u64, Dropped(cause, why): Dropped) {
     tracing::warn!(frame = id, cause = cause.as_str(), "frame dropped, nothing output: {why}");
 }
 
-impl Worker {
-    fn run(mut self, queue: &FrameQueue, stop: &StopSignal) {
+impl Lane {
+    fn run(mut self, queue: &FrameQueue, window: &Window, stop: &StopSignal) {
         loop {
-            self.metrics.worker_alive();
-            match queue.pop(Duration::from_millis(200)) {
-                Ok(Some(item)) => {
+            match window.wait_for_room(queue.taken(), Duration::from_millis(200)) {
+                Room::Free => {}
+                Room::Closed => break,
+                Room::Full if stop.is_stopped() => break,
+                Room::Full => continue,
+            }
+            match queue.pop_ticketed(Duration::from_millis(200)) {
+                Ok(Some((ticket, item))) => {
                     self.metrics.set_queue_depth(queue.depth());
                     let id = item.frame.sequence;
-                    match self.process(item) {
-                        Ok(masked) => {
-                            // Blocks while the output stage is busy: the queue then sheds input frames.
-                            if self.output.send(masked).is_err() {
-                                break;
-                            }
-                        }
-                        Err(dropped) => log_drop(&self.metrics, id, dropped),
+                    // Whatever happens, the sequencer hears about this ticket: it waits for it.
+                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.detect(ticket, item)))
+                        .unwrap_or_else(|p| {
+                            let why = format!("detection worker panicked: {}", panic_message(p.as_ref()));
+                            Err(Dropped(DropCause::DetectorPanic, why))
+                        });
+                    if self.results.send((ticket, outcome.map_err(|d| (id, d)))).is_err() {
+                        break;
                     }
                 }
                 Ok(None) => break,
@@ -361,10 +468,26 @@ impl Worker {
                 Err(()) => {}
             }
         }
-        // Dropping `output` ends the output stage once it has published what it holds.
     }
 
-    fn process(&mut self, item: Queued) -> Result<Masked, Dropped> {
+    /// The categories frame `ticket` looks for: everything asked, except that categories on a
+    /// slower beat (plates, `plates_every`) are left out of the frames between their turns
+    /// while the tracker carries their masks (never when it is off, or when nothing else is left).
+    fn looked_for(&self, ticket: u64, params: &DetectParams) -> CategorySet {
+        let asked = params.categories.unwrap_or(self.categories);
+        let every = self.config.plates_every.max(1) as u64;
+        if every == 1 || ticket % every == 0 || !self.config.tracker.enabled {
+            return asked;
+        }
+        let rest: CategorySet = asked.iter().filter(|c| *c != Category::LicensePlate).collect();
+        if rest.is_empty() {
+            asked
+        } else {
+            rest
+        }
+    }
+
+    fn detect(&mut self, ticket: u64, item: Queued) -> Result<Detected, Dropped> {
         let Queued { frame, captured } = item;
         let deadline = self.config.deadline;
         let queue_ms = captured.elapsed().as_secs_f64() * 1000.0;
@@ -379,14 +502,11 @@ impl Worker {
             .filter(|d| !d.is_zero())
             .ok_or_else(|| Dropped(DropCause::Deadline, "waited past the deadline in the queue".into()))?;
         let (width, height) = (frame.width, frame.height);
-        if self.last_size.is_some_and(|s| s != (width, height)) {
-            // A different picture (a replayed folder of unrelated photos): tracks do not carry over.
-            self.tracker.reset();
-        }
-        self.last_size = Some((width, height));
         let rgb = Arc::new(frame.rgb);
         let tuning = self.config.tuning.get();
-        let detected = self.stage.detect(rgb.clone(), width, height, tuning.params, remaining).map_err(|f| {
+        let looked_for = self.looked_for(ticket, &tuning.params);
+        let params = DetectParams { categories: Some(looked_for), ..tuning.params };
+        let detected = self.stage.detect(rgb.clone(), width, height, params, remaining).map_err(|f| {
             let cause = match f {
                 StageFailure::Timeout => DropCause::Deadline,
                 StageFailure::Panic(_) => DropCause::DetectorPanic,
@@ -401,17 +521,108 @@ impl Worker {
             return Err(Dropped(DropCause::DetectorError, format!("detector returned a non-finite box {:?}", bad.bbox)));
         }
         let t = detected.timings;
-        let inference_ms = t.preprocess_ms + t.inference_ms + t.postprocess_ms;
-        let mut pixels = Arc::try_unwrap(rgb).unwrap_or_else(|shared| (*shared).clone());
+        Ok(Detected {
+            frame_id: frame.sequence,
+            timestamp: frame.timestamp,
+            width,
+            height,
+            rgb,
+            detections: detected.detections,
+            looked_for,
+            style: tuning.style,
+            queue_ms,
+            inference_ms: t.preprocess_ms + t.inference_ms + t.postprocess_ms,
+            clock,
+        })
+    }
+}
 
+/// Puts the lanes' results back into capture order, then tracks and masks each frame.
+struct Sequencer {
+    tracker: Tracker,
+    config: PipelineConfig,
+    output: SyncSender<Masked>,
+    metrics: Arc<Metrics>,
+    last_size: Option<(u32, u32)>,
+}
+
+impl Sequencer {
+    fn run(self, results: Receiver<(u64, Result<Detected, (u64, Dropped)>)>, window: &Window) {
+        self.sequence(results, window);
+        window.close();
+    }
+
+    fn sequence(mut self, results: Receiver<(u64, Result<Detected, (u64, Dropped)>)>, window: &Window) {
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        loop {
+            // The watchdog's heartbeat: this loop turns at least every 200 ms unless a frame's
+            // masking is stuck.
+            self.metrics.worker_alive();
+            match results.recv_timeout(Duration::from_millis(200)) {
+                Ok((ticket, outcome)) => {
+                    pending.insert(ticket, outcome);
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while let Some(outcome) = pending.remove(&next) {
+                next += 1;
+                if !self.finish(outcome) {
+                    return;
+                }
+                window.advance(next);
+            }
+        }
+        // Every lane has gone: what is left is in order (a missing ticket was never detected).
+        for (_, outcome) in std::mem::take(&mut pending) {
+            if !self.finish(outcome) {
+                return;
+            }
+        }
+        // Dropping `output` ends the output stage once it has published what it holds.
+    }
+
+    /// Track and mask one frame, or count its drop; `false` once the output stage is gone.
+    fn finish(&mut self, outcome: Result<Detected, (u64, Dropped)>) -> bool {
+        match outcome.and_then(|d| {
+            let id = d.frame_id;
+            self.mask(d).map_err(|dropped| (id, dropped))
+        }) {
+            // Blocks while the output stage is busy: the lanes and then the queue wait, and a
+            // live queue sheds input frames.
+            Ok(masked) => self.output.send(masked).is_ok(),
+            Err((id, dropped)) => {
+                log_drop(&self.metrics, id, dropped);
+                true
+            }
+        }
+    }
+
+    fn mask(&mut self, d: Detected) -> Result<Masked, Dropped> {
+        let (width, height) = (d.width, d.height);
+        // A replay's frame held here behind a slower worker's earlier frame has already had its
+        // detection deadline; from here the clock covers masking and encoding. A live frame's
+        // clock keeps running from capture.
+        let clock = match self.config.backpressure {
+            Backpressure::DropOldest => d.clock,
+            Backpressure::Block => Instant::now(),
+        };
+        if self.last_size.is_some_and(|s| s != (width, height)) {
+            // A different picture (a replayed folder of unrelated photos): tracks do not carry over.
+            self.tracker.reset();
+        }
+        self.last_size = Some((width, height));
+        let mut pixels = Arc::try_unwrap(d.rgb).unwrap_or_else(|shared| (*shared).clone());
         let hook = self.config.fault_hook.clone();
+        let max_carried = 2 * self.config.plates_every.max(1);
         let masked = std::panic::catch_unwind(AssertUnwindSafe(|| {
             if let Some(hook) = &hook {
-                hook(frame.sequence);
+                hook(d.frame_id);
             }
-            let masks = self.tracker.update(&detected.detections);
+            let masks = self.tracker.update_looking_for(&d.detections, Some(d.looked_for), max_carried);
             let t = Instant::now();
-            let zones = mask_frame(&mut pixels, width, height, &masks, &self.config.zones, &tuning.style)?;
+            let zones = mask_frame(&mut pixels, width, height, &masks, &self.config.zones, &d.style)?;
             Ok::<_, String>((masks, zones, t.elapsed().as_secs_f64() * 1000.0))
         }));
         let (masks, zones, mask_ms) = match masked {
@@ -425,15 +636,15 @@ impl Worker {
         };
         self.metrics.set_live_tracks(self.tracker.live_tracks());
         Ok(Masked {
-            frame_id: frame.sequence,
-            timestamp: frame.timestamp,
+            frame_id: d.frame_id,
+            timestamp: d.timestamp,
             width,
             height,
             pixels,
             objects: masks.iter().map(|m| event_object(m, width, height)).collect(),
             zones,
-            queue_ms,
-            inference_ms,
+            queue_ms: d.queue_ms,
+            inference_ms: d.inference_ms,
             mask_ms,
             clock,
         })

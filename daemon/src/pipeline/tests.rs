@@ -61,6 +61,9 @@ struct FaultyDetector {
     info: BackendInfo,
     faults: Vec<(u8, Fault)>,
     delay: Duration,
+    /// Detect calls running now, and the most there ever were.
+    at_once: Arc<std::sync::atomic::AtomicUsize>,
+    most_at_once: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FaultyDetector {
@@ -76,7 +79,7 @@ impl FaultyDetector {
             available: true,
             auto_probe: None,
         };
-        Self { info, faults, delay }
+        Self { info, faults, delay, at_once: Arc::default(), most_at_once: Arc::default() }
     }
 }
 
@@ -86,8 +89,12 @@ impl Detector for FaultyDetector {
     }
 
     fn detect(&self, image: &RgbImage<'_>, _params: &DetectParams) -> Result<DetectOutput, DetectError> {
+        use std::sync::atomic::Ordering::SeqCst;
         let id = image.data[0];
+        let now = self.at_once.fetch_add(1, SeqCst) + 1;
+        self.most_at_once.fetch_max(now, SeqCst);
         std::thread::sleep(self.delay);
+        self.at_once.fetch_sub(1, SeqCst);
         let (fx, fy, side) = FACE;
         let mut bbox = BBox { x1: fx as f32, y1: fy as f32, x2: (fx + side) as f32, y2: (fy + side) as f32 };
         match self.faults.iter().find(|(f, _)| *f == id).map(|(_, k)| *k) {
@@ -159,31 +166,66 @@ fn run(
 
 #[test]
 fn faulty_frames_never_reach_a_sink_and_every_output_is_masked() {
-    let faults = vec![(3, Fault::Fail), (7, Fault::Hang), (11, Fault::Panic), (15, Fault::NotANumber)];
-    let hook: FaultHook = Arc::new(|id| {
-        if id == 19 {
-            panic!("injected masking-stage panic");
+    // One detection worker, then several: a fault in one worker's frame must neither leak it
+    // nor release another worker's later frame out of order.
+    for workers in [1, 3] {
+        let faults = vec![(3, Fault::Fail), (7, Fault::Hang), (11, Fault::Panic), (15, Fault::NotANumber)];
+        let hook: FaultHook = Arc::new(|id| {
+            if id == 19 {
+                panic!("injected masking-stage panic");
+            }
+        });
+        let config = PipelineConfig {
+            backpressure: Backpressure::Block,
+            deadline: Duration::from_millis(2500),
+            tuning: black_tuning(),
+            fault_hook: Some(hook),
+            detect_workers: workers,
+            ..PipelineConfig::default()
+        };
+        // A little detection time, so the workers really overlap.
+        let (seen, metrics) = run(24, FaultyDetector::new(faults, Duration::from_millis(5)), config);
+        let ids: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
+        let expected: Vec<u64> = (0..24).filter(|i| ![3, 7, 11, 15, 19].contains(i)).collect();
+        assert_eq!(ids, expected, "{workers} workers: exactly the healthy frames, in capture order");
+        for (id, mean) in &seen {
+            assert!(*mean < 20.0, "{workers} workers: frame {id}: face patch mean {mean}, not masked");
         }
-    });
-    let config = PipelineConfig {
-        backpressure: Backpressure::Block,
-        deadline: Duration::from_millis(2500),
-        tuning: black_tuning(),
-        fault_hook: Some(hook),
-        ..PipelineConfig::default()
-    };
-    let (seen, metrics) = run(24, FaultyDetector::new(faults, Duration::ZERO), config);
-    let ids: BTreeSet<u64> = seen.iter().map(|(id, _)| *id).collect();
-    let expected: BTreeSet<u64> = (0..24).filter(|i| ![3, 7, 11, 15, 19].contains(i)).collect();
-    assert_eq!(ids, expected, "exactly the healthy frames are output");
-    for (id, mean) in &seen {
-        assert!(*mean < 20.0, "frame {id}: face patch mean {mean}, not masked");
+        assert_eq!(metrics.dropped_count(DropCause::DetectorError), 2, "error + NaN box");
+        assert_eq!(metrics.dropped_count(DropCause::Deadline), 1, "hang");
+        assert_eq!(metrics.dropped_count(DropCause::DetectorPanic), 1);
+        assert_eq!(metrics.dropped_count(DropCause::StagePanic), 1);
+        assert_eq!(metrics.frames_out(), 19);
     }
-    assert_eq!(metrics.dropped_count(DropCause::DetectorError), 2, "error + NaN box");
-    assert_eq!(metrics.dropped_count(DropCause::Deadline), 1, "hang");
-    assert_eq!(metrics.dropped_count(DropCause::DetectorPanic), 1);
-    assert_eq!(metrics.dropped_count(DropCause::StagePanic), 1);
-    assert_eq!(metrics.frames_out(), 19);
+}
+
+#[test]
+fn several_workers_detect_in_parallel_and_keep_capture_order() {
+    // 40 ms a frame: two workers overlap, and the hang of frame 5 in one worker holds back
+    // (never releases) the frames the other finished meanwhile.
+    let overlap = |workers: usize, faults: Vec<(u8, Fault)>| {
+        let config = PipelineConfig {
+            backpressure: Backpressure::Block,
+            deadline: Duration::from_millis(600),
+            tuning: black_tuning(),
+            detect_workers: workers,
+            queue_depth: 2,
+            ..PipelineConfig::default()
+        };
+        let detector = FaultyDetector::new(faults, Duration::from_millis(40));
+        let most = detector.most_at_once.clone();
+        let (seen, _) = run(30, detector, config);
+        (most.load(std::sync::atomic::Ordering::SeqCst), seen)
+    };
+    let (one, seen1) = overlap(1, vec![]);
+    let (two, seen2) = overlap(2, vec![]);
+    assert_eq!(seen1.len(), 30);
+    assert_eq!(seen1.iter().map(|s| s.0).collect::<Vec<_>>(), seen2.iter().map(|s| s.0).collect::<Vec<_>>());
+    assert_eq!((one, two), (1, 2), "frames detected at once with one and two workers");
+    let (_, hung) = overlap(2, vec![(5, Fault::Hang)]);
+    let ids: Vec<u64> = hung.iter().map(|s| s.0).collect();
+    assert_eq!(ids, (0..30).filter(|i| *i != 5).collect::<Vec<u64>>(), "order kept around the hang");
+    assert!(hung.iter().all(|(_, mean)| *mean < 20.0));
 }
 
 #[test]

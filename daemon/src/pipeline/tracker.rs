@@ -1,8 +1,10 @@
 //! Anti-flicker tracker: associates detections across frames and keeps masking a face for a few
 //! frames after the detector loses it, with smoothed boxes grown on fast motion. It only ever adds
 //! coverage: a matched face's mask is the union of the raw detection and the smoothed track.
+//! Categories not looked for in a frame (plates, detected every Nth frame in the camera) are
+//! carried: their tracks move on at their measured speed and are masked without counting a miss.
 
-use veil_models::{BBox, Category, Detection};
+use veil_models::{BBox, Category, CategorySet, Detection};
 
 /// Tuning of the tracker (`[tracker]` in the config).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -78,8 +80,13 @@ struct Track {
     smooth: BBox,
     /// Centre motion per frame.
     velocity: (f32, f32),
+    /// The last detection, and frames since it (misses and carried frames alike).
+    last: BBox,
+    since: u32,
     score: f32,
     missed: u32,
+    /// Frames in a row whose detection did not look for this track's category.
+    carried: u32,
 }
 
 fn centre(b: &BBox) -> (f32, f32) {
@@ -123,8 +130,21 @@ impl Tracker {
         self.tracks.clear();
     }
 
-    /// Feed one frame's detections; returns every box to mask in that frame.
+    /// Feed one frame's detections (every category looked for); returns every box to mask in
+    /// that frame.
     pub fn update(&mut self, detections: &[Detection]) -> Vec<MaskBox> {
+        self.update_looking_for(detections, None, 0)
+    }
+
+    /// Feed one frame's detections, found looking for `looked_for` (`None`: every category).
+    /// Tracks of the other categories are carried: moved on at their speed, masked, grown by
+    /// `coast_growth` a frame, and dropped after `max_carried` frames in a row without a look.
+    pub fn update_looking_for(
+        &mut self,
+        detections: &[Detection],
+        looked_for: Option<CategorySet>,
+        max_carried: u32,
+    ) -> Vec<MaskBox> {
         if !self.config.enabled {
             return detections
                 .iter()
@@ -167,16 +187,23 @@ impl Tracker {
         let mut masks = Vec::with_capacity(self.tracks.len() + detections.len());
         for (ti, track) in self.tracks.iter_mut().enumerate() {
             let pred = predicted[ti];
+            track.since += 1;
             match track_match[ti] {
                 Some(di) => {
                     let det = &detections[di];
                     let smooth = lerp(&pred, &det.bbox, cfg.smoothing);
-                    let (c0, c1) = (centre(&track.smooth), centre(&smooth));
-                    let step = (c1.0 - c0.0, c1.1 - c0.1);
+                    // Motion per frame between the last two detections (one frame apart, or
+                    // several when the detector missed it or did not look for it).
+                    let (c0, c1) = (centre(&track.last), centre(&det.bbox));
+                    let n = track.since.max(1) as f32;
+                    let step = ((c1.0 - c0.0) / n, (c1.1 - c0.1) / n);
                     track.velocity = (0.5 * track.velocity.0 + 0.5 * step.0, 0.5 * track.velocity.1 + 0.5 * step.1);
                     track.smooth = smooth;
+                    track.last = det.bbox;
+                    track.since = 0;
                     track.score = det.score;
                     track.missed = 0;
+                    track.carried = 0;
                     let cover = union(&det.bbox, &smooth);
                     let (gx, gy) = (track.velocity.0.abs() * cfg.motion_margin, track.velocity.1.abs() * cfg.motion_margin);
                     masks.push(MaskBox {
@@ -188,18 +215,27 @@ impl Tracker {
                     });
                 }
                 None => {
-                    track.missed += 1;
+                    let looked = looked_for.is_none_or(|set| set.contains(track.category));
+                    if looked {
+                        track.missed += 1;
+                    } else {
+                        track.carried += 1;
+                    }
                     track.smooth = pred;
-                    if track.missed > cfg.hold_frames {
+                    if track.missed > cfg.hold_frames || track.carried > max_carried {
                         continue;
                     }
-                    let growth = cfg.coast_growth * track.missed as f32;
+                    let growth = cfg.coast_growth * (track.missed + track.carried) as f32;
                     let gx = track.velocity.0.abs() * cfg.motion_margin + pred.width() * growth;
                     let gy = track.velocity.1.abs() * cfg.motion_margin + pred.height() * growth;
+                    // The smoothed box lags a steady motion; the last detection moved on at the
+                    // track's speed does not: cover both.
+                    let n = track.since as f32;
+                    let ahead = shifted(&track.last, (track.velocity.0 * n, track.velocity.1 * n));
                     masks.push(MaskBox {
                         track_id: track.id,
                         category: track.category,
-                        bbox: grown(&pred, gx, gy),
+                        bbox: grown(&union(&pred, &ahead), gx, gy),
                         score: track.score,
                         missed: track.missed,
                     });
@@ -207,7 +243,7 @@ impl Tracker {
             }
         }
         let hold = cfg.hold_frames;
-        self.tracks.retain(|t| t.missed <= hold);
+        self.tracks.retain(|t| t.missed <= hold && t.carried <= max_carried);
 
         for (di, det) in detections.iter().enumerate() {
             if det_taken[di] {
@@ -220,8 +256,11 @@ impl Tracker {
                 category: det.category,
                 smooth: det.bbox,
                 velocity: (0.0, 0.0),
+                last: det.bbox,
+                since: 0,
                 score: det.score,
                 missed: 0,
+                carried: 0,
             });
             masks.push(MaskBox { track_id: id, category: det.category, bbox: det.bbox, score: det.score, missed: 0 });
         }
@@ -288,6 +327,41 @@ mod tests {
         let masks = t.update(&[d.clone()]);
         assert_eq!(masks.len(), 1);
         assert!(covers(&masks[0].bbox, &d.bbox));
+    }
+
+    fn plate(x: f32) -> Detection {
+        Detection {
+            category: Category::LicensePlate,
+            bbox: BBox { x1: x, y1: 300.0, x2: x + 120.0, y2: 330.0 },
+            score: 0.9,
+            landmarks: None,
+        }
+    }
+
+    #[test]
+    fn plates_looked_for_every_fourth_frame_stay_covered_while_moving() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let faces_only: CategorySet = [Category::Face].into_iter().collect();
+        // A plate moving 9 px a frame, detected on frames 0, 4, 8, ...; faces every frame.
+        for i in 0..40u32 {
+            let truth = plate(100.0 + 9.0 * i as f32);
+            let masks = if i % 4 == 0 {
+                t.update_looking_for(&[truth.clone()], None, 8)
+            } else {
+                t.update_looking_for(&[], Some(faces_only), 8)
+            };
+            let m: Vec<&MaskBox> = masks.iter().filter(|m| m.category == Category::LicensePlate).collect();
+            assert_eq!(m.len(), 1, "frame {i}: {masks:?}");
+            assert_eq!(m[0].missed, 0, "carried frames are not misses");
+            if i >= 8 {
+                assert!(covers(&m[0].bbox, &truth.bbox), "frame {i}: {:?} does not cover {:?}", m[0].bbox, truth.bbox);
+            }
+        }
+        // Never looked for again: dropped after the carry limit.
+        for _ in 0..9 {
+            t.update_looking_for(&[], Some(faces_only), 8);
+        }
+        assert!(t.update_looking_for(&[], Some(faces_only), 8).is_empty());
     }
 
     #[test]
