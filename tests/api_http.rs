@@ -269,7 +269,8 @@ fn xylolabs_style_detect_and_mask() {
     let (s, health) = json(c.get(d.url("/health")).send().unwrap());
     assert_eq!(s, 200);
     assert_eq!((health["status"].as_str(), health["model_loaded"].as_bool()), (Some("ok"), Some(true)));
-    assert_eq!(health["model_info"]["precision"], "int8");
+    assert_eq!(health["model_info"]["precision"], "fp32");
+    assert_eq!(health["model_info"]["name"], "yunet+plates");
 
     let form = Form::new().part("image", file_part("group6.jpg"));
     let resp = c.post(d.url("/api/v1/detect?confidence=0.5&max_faces=10")).header("X-API-Key", &d.key).multipart(form).send().unwrap();

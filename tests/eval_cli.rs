@@ -41,6 +41,44 @@ fn faces_in_wider_format_are_scored() {
     assert!(strict["score"]["recall_hard"].as_f64().unwrap() < 1.0, "{strict}");
 }
 
+/// A crowd: the group photo shrunk to `cell` px wide, twelve times over (4 x 3), with its six
+/// labelled faces in each copy (72 faces of about `cell` / 10 px), as a WIDER-format set.
+fn crowd_set(dir: &std::path::Path, cell: u32) {
+    let group = load_rgb(&photo("group6.jpg"));
+    let f = cell as f32 / group.width() as f32;
+    let ch = (group.height() as f32 * f).round() as u32;
+    let small = image::imageops::resize(&group, cell, ch, image::imageops::FilterType::Triangle);
+    let mut crowd = image::RgbImage::new(4 * cell, 3 * ch);
+    let mut lines = Vec::new();
+    for r in 0..3 {
+        for c in 0..4 {
+            image::imageops::replace(&mut crowd, &small, (c * cell) as i64, (r * ch) as i64);
+            for b in ground_truth("group6.gt") {
+                let (x, y) = ((c * cell) as f32 + b[0] * f, (r * ch) as f32 + b[1] * f);
+                lines.push(format!("{x} {y} {} {} 0 0 0 0 0 0 hard", (b[2] - b[0]) * f, (b[3] - b[1]) * f));
+            }
+        }
+    }
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    crowd.save(dir.join("images/crowd.png")).unwrap();
+    std::fs::write(dir.join("gt_wider_format.txt"), format!("crowd.png\n{}\n{}\n", lines.len(), lines.join("\n"))).unwrap();
+}
+
+#[test]
+fn the_default_operating_point_finds_small_faces_the_old_one_missed() {
+    // 640x333 with faces of 13-16 px: the privacy-first default (YuNet, confidence 0.25 on a
+    // copy upscaled to 1024) finds every labelled face; CenterFace at its old default
+    // (confidence 0.5, native scale) misses some.
+    let tmp = tempfile::tempdir().unwrap();
+    crowd_set(tmp.path(), 160);
+    let s = &eval_json(tmp.path(), &[])["score"];
+    assert_eq!(s["faces_hard"], 72);
+    assert!(s["recall_hard"].as_f64().unwrap() >= 0.97, "default: {s}");
+    assert!(s["precision"].as_f64().unwrap() >= 0.6, "default: {s}");
+    let old = &eval_json(tmp.path(), &["--backend", "centerface", "--precision", "int8", "--scale", "native", "--confidence", "0.5"])["score"];
+    assert!(old["recall_hard"].as_f64().unwrap() < 0.9, "old default: {old}");
+}
+
 #[test]
 fn plate_labels_are_scored_per_region_with_coverage() {
     // The face detector on a plate-format set whose "plates" are the labelled faces grown by half

@@ -117,7 +117,7 @@ fn serves_a_directory_spools_redacted_frames_and_streams_the_preview() {
 
     let (health_status, health) = d.get("/health");
     assert_eq!(health_status, 200);
-    assert!(health.contains("\"precision\":\"int8\""), "{health}");
+    assert!(health.contains("\"precision\":\"fp32\""), "{health}");
 
     let (status, log) = d.terminate();
     assert!(status.success(), "exit {status:?}: {log}");

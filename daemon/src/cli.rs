@@ -85,6 +85,9 @@ pub struct DetectorArgs {
     /// faces), `off` (one network input), or WxH (the largest tile).
     #[arg(long, default_value = "auto")]
     pub tile: Tiling,
+    /// The plate detector's input long side (default 1600; the camera uses camera.plate_long_side).
+    #[arg(long)]
+    pub plate_long_side: Option<u32>,
     /// Threads for inference and for processing files in parallel (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -102,6 +105,7 @@ impl DetectorArgs {
             scale: self.scale,
             tile: self.tile,
             tiny_confidence: self.tiny_confidence,
+            plate_long_side: self.plate_long_side,
             ..DetectParams::default()
         }
     }

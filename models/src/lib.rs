@@ -12,6 +12,7 @@ mod nms;
 mod params;
 mod plan_cache;
 mod plates;
+mod pool2x2;
 mod precision;
 mod preprocess;
 mod registry;

@@ -152,6 +152,9 @@ pub struct DetectParams {
     /// Largest network input (pixels) a call may ask for; bigger requests fail instead of
     /// allocating (default 16 Mpx, e.g. 4K upscaled x2 is refused).
     pub max_network_pixels: u64,
+    /// The plate detector's input long side at the auto and native scales (`None`: 1600, the
+    /// most plates found; a camera bounds it to its frame's size to keep its rate).
+    pub plate_long_side: Option<u32>,
     /// The categories to look for; `None` = every category the detector finds. Asking a detector
     /// for a category it cannot find is an error, never a silent empty answer.
     pub categories: Option<CategorySet>,
@@ -175,6 +178,7 @@ impl Default for DetectParams {
             tile: Tiling::Auto,
             tiny_confidence: DEFAULT_TINY_CONFIDENCE,
             max_network_pixels: 16 * 1024 * 1024,
+            plate_long_side: None,
             categories: None,
         }
     }
@@ -191,6 +195,9 @@ impl DetectParams {
         };
         unit("confidence", self.confidence)?;
         unit("tiny_confidence", self.tiny_confidence)?;
+        if self.plate_long_side.is_some_and(|l| !(32..=4096).contains(&l)) {
+            return Err(DetectError::InvalidParam("plate_long_side must be within 32..=4096".into()));
+        }
         unit("nms_threshold", self.nms_threshold)
     }
 

@@ -57,7 +57,7 @@ impl Detector for Plates {
     fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
         params.validate()?;
         params.wanted(&self.info.categories)?;
-        let (nw, nh) = TextMapNetwork::network_size(image.width, image.height, &params.scale);
+        let (nw, nh) = TextMapNetwork::network_size(image.width, image.height, &params.scale, params.plate_long_side);
         params.check_network_size(nw, nh)?;
         let plan = self.network.plan(nw, nh)?;
         let t0 = Instant::now();

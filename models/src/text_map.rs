@@ -39,12 +39,12 @@ impl TextMapNetwork {
         Ok(Self { plans: PlanCache::new(model, options) })
     }
 
-    /// The network size (multiples of 32) for an image of `w` x `h` at `scale`: the native scale
-    /// means long side [`DEFAULT_LONG_SIDE`].
-    pub fn network_size(w: u32, h: u32, scale: &DetectScale) -> (u32, u32) {
+    /// The network size (multiples of 32) for an image of `w` x `h` at `scale`: the native and
+    /// auto scales mean long side `long_side` (default [`DEFAULT_LONG_SIDE`]).
+    pub fn network_size(w: u32, h: u32, scale: &DetectScale, long_side: Option<u32>) -> (u32, u32) {
         let (tw, th) = match scale {
             DetectScale::Native | DetectScale::Auto => {
-                let f = DEFAULT_LONG_SIDE as f64 / w.max(h) as f64;
+                let f = long_side.unwrap_or(DEFAULT_LONG_SIDE) as f64 / w.max(h) as f64;
                 ((w as f64 * f) as u32, (h as f64 * f) as u32)
             }
             other => other.target_size(w, h),
@@ -120,10 +120,11 @@ mod tests {
 
     #[test]
     fn network_size_is_long_side_1600_by_default_in_multiples_of_32() {
-        assert_eq!(TextMapNetwork::network_size(4000, 3000, &DetectScale::Native), (1600, 1216));
-        assert_eq!(TextMapNetwork::network_size(640, 480, &DetectScale::Native), (1600, 1216));
-        assert_eq!(TextMapNetwork::network_size(640, 480, &DetectScale::Factor(1.0)), (640, 480));
-        assert_eq!(TextMapNetwork::network_size(10, 5, &DetectScale::Factor(1.0)), (32, 32));
+        assert_eq!(TextMapNetwork::network_size(4000, 3000, &DetectScale::Native, None), (1600, 1216));
+        assert_eq!(TextMapNetwork::network_size(640, 480, &DetectScale::Native, None), (1600, 1216));
+        assert_eq!(TextMapNetwork::network_size(1280, 720, &DetectScale::Auto, Some(1280)), (1280, 736));
+        assert_eq!(TextMapNetwork::network_size(640, 480, &DetectScale::Factor(1.0), None), (640, 480));
+        assert_eq!(TextMapNetwork::network_size(10, 5, &DetectScale::Factor(1.0), None), (32, 32));
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub struct YuNet {
 impl YuNet {
     /// Parse the YuNet ONNX model. `threads` > 1 lets tract's matrix products use that many.
     pub fn from_bytes(bytes: &[u8], info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        let model = tract_onnx::onnx()
+        let mut onnx = tract_onnx::onnx();
+        crate::pool2x2::register(&mut onnx);
+        let model = onnx
             .model_for_read(&mut Cursor::new(bytes))
             .map_err(|e| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") })?;
         let mut options = RunOptions::default();

@@ -33,6 +33,64 @@ pub struct ClipRun {
     pub fps: f64,
     pub end_to_end_ms: Option<Percentiles>,
     pub detect_ms: Option<Percentiles>,
+    /// With `labels.txt` in the clip (one plate per frame): frames whose plate characters the
+    /// plate masks fully cover, of the frames output. Faces-only runs leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plates_covered: Option<(u64, u64)>,
+}
+
+/// The labelled plate of each frame of a clip (`labels.txt`: `FILE x y w h`), by frame index.
+fn plate_labels(clip: &Path) -> anyhow::Result<Option<Vec<[f32; 4]>>> {
+    let Ok(text) = std::fs::read_to_string(clip.join("labels.txt")) else { return Ok(None) };
+    let mut rows: Vec<(String, [f32; 4])> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        anyhow::ensure!(f.len() >= 5, "labels.txt: '{line}' is not FILE x y w h");
+        let v: Vec<f32> = f[1..5].iter().map(|x| x.trim().parse()).collect::<Result<_, _>>()?;
+        rows.push((f[0].to_string(), [v[0], v[1], v[0] + v[2], v[1] + v[3]]));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Some(rows.into_iter().map(|r| r.1).collect()))
+}
+
+/// Whether the plate masks of a frame cover its labelled plate's characters: at least 95 % of
+/// the box less its rim (8 % of the width each side, 15 % of the height top and bottom), the
+/// rule `veil eval` scores plates by. Boxes in pixels.
+fn covered(plate: [f32; 4], masks: &[[f32; 4]]) -> bool {
+    let (w, h) = (plate[2] - plate[0], plate[3] - plate[1]);
+    let inner = [plate[0] + 0.08 * w, plate[1] + 0.15 * h, plate[2] - 0.08 * w, plate[3] - 0.15 * h];
+    // Sample the inner box on a grid: the masks may overlap each other.
+    let (n, mut hit) = (40, 0);
+    for i in 0..n {
+        for j in 0..n {
+            let x = inner[0] + (inner[2] - inner[0]) * (i as f32 + 0.5) / n as f32;
+            let y = inner[1] + (inner[3] - inner[1]) * (j as f32 + 0.5) / n as f32;
+            hit += masks.iter().any(|m| m[0] <= x && x <= m[2] && m[1] <= y && y <= m[3]) as usize;
+        }
+    }
+    hit as f32 >= 0.95 * (n * n) as f32
+}
+
+/// Records, per output frame, the plate masks it got (pixels).
+struct PlateMasks(Arc<std::sync::Mutex<Vec<(u64, Vec<[f32; 4]>)>>>);
+
+impl crate::sinks::Sink for PlateMasks {
+    fn name(&self) -> &'static str {
+        "bench-plates"
+    }
+
+    fn publish(&mut self, frame: &crate::pipeline::output::RedactedFrame) -> Result<(), crate::sinks::SinkError> {
+        let e = frame.event();
+        let (w, h) = (e.width as f32, e.height as f32);
+        let boxes = e
+            .objects
+            .iter()
+            .filter(|o| o.category == Category::LicensePlate.as_str())
+            .map(|o| [o.bbox[0] * w, o.bbox[1] * h, o.bbox[2] * w, o.bbox[3] * h])
+            .collect();
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((e.frame_id, boxes));
+        Ok(())
+    }
 }
 
 /// deface on the same frames (an H.264 file made from them when ffmpeg is at hand).
@@ -95,8 +153,12 @@ fn run_once(
     workers: usize,
     plates_every: u32,
     spool_dir: &Path,
+    plates: Option<Arc<std::sync::Mutex<Vec<(u64, Vec<[f32; 4]>)>>>>,
 ) -> anyhow::Result<(f64, crate::pipeline::metrics::MetricsSnapshot)> {
     let mut sinks = Dispatcher::default();
+    if let Some(p) = plates {
+        sinks.add(Box::new(PlateMasks(p)));
+    }
     let limits = SpoolLimits { max_files: 50, max_bytes: 1 << 30, max_age: None, fsync: false };
     sinks.add(Box::new(SpoolSink::start(spool_dir, limits)?));
     let preview = PreviewFeed::default();
@@ -110,6 +172,7 @@ fn run_once(
         queue_depth: 2,
         detect_workers: workers,
         plates_every,
+        plate_long_side: Some(crate::config::DEFAULT_PLATE_LONG_SIDE),
         ..PipelineConfig::default()
     };
     let t = Instant::now();
@@ -199,7 +262,8 @@ pub fn run(a: ClipArgs<'_>) -> anyhow::Result<ClipReport> {
     let info = detector.info().clone();
     // The plans for this size are built before timing (the daemon does this at start).
     let blank = vec![0u8; width as usize * height as usize * 3];
-    detector.detect(&veil_models::RgbImage::new(&blank, width, height)?, &a.params)?;
+    let warm = DetectParams { plate_long_side: Some(crate::config::DEFAULT_PLATE_LONG_SIDE), ..a.params };
+    detector.detect(&veil_models::RgbImage::new(&blank, width, height)?, &warm)?;
     let spool = tempfile::tempdir()?;
     let mut runs = Vec::new();
     let mut category_runs = vec![("faces+plates", None)];
@@ -208,9 +272,19 @@ pub fn run(a: ClipArgs<'_>) -> anyhow::Result<ClipReport> {
     } else {
         category_runs[0].0 = "faces";
     }
+    let labels = plate_labels(a.clip)?;
     for (label, categories) in category_runs {
         let params = DetectParams { categories: categories.or(a.params.categories), ..a.params };
-        let (seconds, snap) = run_once(a.clip, detector.clone(), params, a.workers, a.plates_every, spool.path())?;
+        let with_plates = params.categories.is_none_or(|c| c.contains(Category::LicensePlate))
+            && info.categories.contains(&Category::LicensePlate);
+        let record = (labels.is_some() && with_plates).then(|| Arc::new(std::sync::Mutex::new(Vec::new())));
+        let (seconds, snap) =
+            run_once(a.clip, detector.clone(), params, a.workers, a.plates_every, spool.path(), record.clone())?;
+        let plates_covered = record.zip(labels.as_ref()).map(|(rec, labels)| {
+            let rec = rec.lock().unwrap_or_else(|p| p.into_inner());
+            let good = rec.iter().filter(|(id, masks)| labels.get(*id as usize).is_some_and(|l| covered(*l, masks))).count();
+            (good as u64, rec.len() as u64)
+        });
         eprintln!("  {label}: {} frames out of {} in {seconds:.1} s", snap.frames_out, snap.frames_in);
         runs.push(ClipRun {
             categories: label.into(),
@@ -221,6 +295,7 @@ pub fn run(a: ClipArgs<'_>) -> anyhow::Result<ClipReport> {
             fps: snap.frames_out as f64 / seconds,
             end_to_end_ms: snap.end_to_end_ms,
             detect_ms: snap.inference_ms,
+            plates_covered,
         });
     }
     let peak_rss_mib = super::bench::peak_rss_mib();
@@ -268,6 +343,9 @@ pub fn print(r: &ClipReport) {
             run.categories, run.frames_in, run.frames_out, run.dropped, run.fps,
             p(&run.end_to_end_ms, |q| q.p50), p(&run.end_to_end_ms, |q| q.p95), p(&run.detect_ms, |q| q.p50)
         );
+        if let Some((good, all)) = run.plates_covered {
+            println!("{:<12} labelled plate fully masked in {good} of {all} frames", "");
+        }
     }
     println!("peak RSS {:.0} MiB", r.peak_rss_mib);
     for x in &r.reference {

@@ -403,7 +403,10 @@ fn start_pipeline(
         jpeg_quality: config.spool.quality,
         fault_hook: stall_fault_from_env(),
         detect_workers: cam.workers(super::cores()),
-        plates_every: cam.plates_every,
+        // A cadence needs a video: an unpaced replay of a folder is unrelated photos, each of
+        // which is searched for plates.
+        plates_every: if plan.backpressure == Backpressure::Block && plan.pace.is_none() { 1 } else { cam.plates_every },
+        plate_long_side: Some(cam.plate_long_side),
         ..PipelineConfig::default()
     };
     if plan.backpressure == Backpressure::DropOldest {
@@ -412,7 +415,11 @@ fn start_pipeline(
         let blank = vec![0u8; cam.width as usize * cam.height as usize * 3];
         if let Ok(image) = veil_models::RgbImage::new(&blank, cam.width, cam.height) {
             let t = std::time::Instant::now();
-            if let Err(e) = detector.detect(&image, &pipeline_config.tuning.get().params) {
+            let params = veil_models::DetectParams {
+                plate_long_side: pipeline_config.plate_long_side,
+                ..pipeline_config.tuning.get().params
+            };
+            if let Err(e) = detector.detect(&image, &params) {
                 anyhow::bail!("detector warm-up at {}x{} failed: {e}", cam.width, cam.height);
             }
             eprintln!("veil: detector ready for {}x{} in {:.1} s", cam.width, cam.height, t.elapsed().as_secs_f64());

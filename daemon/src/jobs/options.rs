@@ -225,7 +225,8 @@ mod tests {
         };
         let r = narrow.resolve(&defaults()).unwrap();
         // The detector runs at the device's floor, with faces added back.
-        assert_eq!((r.params.confidence, r.params.nms_threshold, r.params.max_faces), (0.5, 0.4, 0));
+        let floor = DetectParams::default();
+        assert_eq!((r.params.confidence, r.params.nms_threshold, r.params.max_faces), (floor.confidence, 0.4, 0));
         let run = r.params.categories.unwrap();
         assert!(run.contains(Category::Face) && run.contains(Category::LicensePlate));
         // ... and the report is what was asked: plates only.
@@ -257,18 +258,18 @@ mod tests {
     #[test]
     fn options_override_defaults_and_bad_values_name_the_field() {
         let o = JobOptions {
-            confidence: Some(0.3),
+            confidence: Some(0.2),
             method: Some("pixelation".into()),
             shape: Some("Rectangle".into()),
             format: Some("png".into()),
             ..Default::default()
         };
         let r = o.resolve(&defaults()).unwrap();
-        assert_eq!(r.params.confidence, 0.3);
+        assert_eq!(r.params.confidence, 0.2);
         // Less masking than configured is not granted.
         let weak = JobOptions { confidence: Some(0.99), strength: Some(0.0), ..Default::default() };
         let w = weak.resolve(&defaults()).unwrap();
-        assert_eq!(w.params.confidence, 0.5);
+        assert_eq!(w.params.confidence, DetectParams::default().confidence);
         assert_eq!(w.style.method, Method::Gaussian { strength: MIN_STRENGTH });
         assert!(matches!(r.style.method, Method::Pixelate { .. }));
         assert_eq!(r.style.shape, Shape::Rect);

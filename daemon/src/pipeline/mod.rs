@@ -8,6 +8,7 @@
 pub mod controls;
 pub mod detect_stage;
 pub mod flicker;
+pub mod frame_jpeg;
 pub mod frame_queue;
 pub mod metrics;
 pub mod output;
@@ -23,7 +24,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use image::codecs::jpeg::JpegEncoder;
 use veil_camera::FrameSource;
 use veil_models::{Category, CategorySet, DetectParams, Detection, Detector};
 use veil_redact::{MaskStyle, RgbFrame};
@@ -76,6 +76,8 @@ pub struct PipelineConfig {
     /// Licence plates are looked for in every Nth frame; the tracker carries their masks
     /// between (1 = every frame).
     pub plates_every: u32,
+    /// The plate detector's input long side (`None`: the detector's default).
+    pub plate_long_side: Option<u32>,
 }
 
 impl Default for PipelineConfig {
@@ -94,6 +96,7 @@ impl Default for PipelineConfig {
             fault_hook: None,
             detect_workers: 1,
             plates_every: 1,
+            plate_long_side: None,
         }
     }
 }
@@ -433,6 +436,9 @@ struct Masked {
     mask_ms: f64,
     /// When the frame's deadline started.
     clock: Instant,
+    /// When its processing started (capture for a live frame): end-to-end latency counts
+    /// from here.
+    started: Instant,
 }
 
 fn log_drop(metrics: &Metrics, id: u64, Dropped(cause, why): Dropped) {
@@ -505,7 +511,11 @@ impl Lane {
         let rgb = Arc::new(frame.rgb);
         let tuning = self.config.tuning.get();
         let looked_for = self.looked_for(ticket, &tuning.params);
-        let params = DetectParams { categories: Some(looked_for), ..tuning.params };
+        let params = DetectParams {
+            categories: Some(looked_for),
+            plate_long_side: self.config.plate_long_side.or(tuning.params.plate_long_side),
+            ..tuning.params
+        };
         let detected = self.stage.detect(rgb.clone(), width, height, params, remaining).map_err(|f| {
             let cause = match f {
                 StageFailure::Timeout => DropCause::Deadline,
@@ -647,6 +657,7 @@ impl Sequencer {
             inference_ms: d.inference_ms,
             mask_ms,
             clock,
+            started: d.clock,
         })
     }
 }
@@ -658,11 +669,7 @@ fn output_loop(rx: Receiver<Masked>, mut sinks: Dispatcher, metrics: &Metrics, d
         let id = m.frame_id;
         let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let t = Instant::now();
-            let mut jpeg = Vec::with_capacity(m.pixels.len() / 8);
-            JpegEncoder::new_with_quality(&mut jpeg, quality)
-                .encode(&m.pixels, m.width, m.height, image::ExtendedColorType::Rgb8)
-                .map(|()| (jpeg, t.elapsed().as_secs_f64() * 1000.0))
-                .map_err(|e| format!("JPEG encoding: {e}"))
+            frame_jpeg::encode(&m.pixels, m.width, m.height, quality).map(|jpeg| (jpeg, t.elapsed().as_secs_f64() * 1000.0))
         }));
         let (jpeg, encode_ms) = match encoded {
             Ok(Ok(done)) => done,
@@ -681,7 +688,7 @@ fn output_loop(rx: Receiver<Masked>, mut sinks: Dispatcher, metrics: &Metrics, d
             log_drop(metrics, id, Dropped(DropCause::Deadline, format!("redacted after {total:?}, past the deadline")));
             continue;
         }
-        let total_ms = total.as_secs_f64() * 1000.0;
+        let total_ms = m.started.elapsed().as_secs_f64() * 1000.0;
         let event = FrameEvent {
             frame_id: id,
             timestamp_ms: m.timestamp.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
