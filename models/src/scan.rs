@@ -26,6 +26,9 @@ pub trait FaceNetwork {
     /// The colour order of the network's input planes.
     fn channel_order(&self) -> ChannelOrder;
 
+    /// Build (or find) the plan for an `nw` x `nh` input, outside the timed stages.
+    fn prepare(&self, nw: u32, nh: u32) -> Result<(), DetectError>;
+
     /// Faces scoring at least `min_score` in `input` (`[1, 3, nh, nw]`, the tile in its top-left
     /// `w` x `h` corner), boxes and landmarks in input pixels, clipped to that corner; plus the
     /// inference time in ms.
@@ -82,6 +85,7 @@ pub fn detect_faces(net: &dyn FaceNetwork, image: &RgbImage<'_>, params: &Detect
     let mut timings = StageTimings::default();
     let mut found = Vec::new();
     for r in &regions {
+        net.prepare(pad32(r.w), pad32(r.h))?;
         let t0 = Instant::now();
         let input = region_tensor(image, r, net.channel_order());
         let t1 = Instant::now();

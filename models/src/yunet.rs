@@ -65,6 +65,10 @@ impl FaceNetwork for YuNet {
         ChannelOrder::Bgr
     }
 
+    fn prepare(&self, nw: u32, nh: u32) -> Result<(), DetectError> {
+        self.plans.get(nw, nh).map(|_| ())
+    }
+
     fn infer(&self, input: Tensor, nw: u32, nh: u32, w: u32, h: u32, min_score: f32) -> Result<(Vec<Detection>, f64), DetectError> {
         let plan = self.plans.get(nw, nh)?;
         let t = Instant::now();

@@ -1,7 +1,6 @@
 //! Fault injection: a detector that errors, hangs, panics and returns garbage on chosen frames,
 //! and a masking stage that panics, must never let an unredacted frame reach a sink.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 

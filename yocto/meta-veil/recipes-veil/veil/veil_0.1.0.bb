@@ -1,10 +1,11 @@
 SUMMARY = "veil: on-device privacy redaction for camera rigs"
-DESCRIPTION = "Captures camera frames, finds faces with an int8 model on tract, masks them on the \
+DESCRIPTION = "Captures camera frames, finds faces and plates with models on tract, masks them on the \
 device, and serves a local REST API and an MQTT fleet link. Nothing unredacted leaves the process."
 HOMEPAGE = "https://example.invalid/veil"
-LICENSE = "MIT & Apache-2.0"
+LICENSE = "MIT & Apache-2.0 & BSD-3-Clause"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=9e93a9b2dd14e7c7263daf5df712e622 \
-                    file://models/artifacts/LICENSE.centerface;md5=87a32db0a603132baf0d3277860b5bb8"
+                    file://models/artifacts/LICENSE.centerface;md5=87a32db0a603132baf0d3277860b5bb8 \
+                    file://models/artifacts/LICENSE.yunet;md5=cc692459ef4dd8cba1133fbdd6610fb1"
 
 # Point these at your copy of the repository and pin the commit for reproducible images.
 VEIL_GIT ?= "git://example.invalid/veil.git;protocol=https;branch=main"
@@ -48,6 +49,8 @@ do_install:append() {
     install -m 0644 ${S}/models/artifacts/centerface-int8.onnx ${D}${datadir}/veil/models/
     install -m 0644 ${S}/models/artifacts/manifest.json ${D}${datadir}/veil/models/
     install -m 0644 ${S}/models/artifacts/LICENSE.centerface ${D}${datadir}/veil/models/
+    install -m 0644 ${S}/models/artifacts/yunet.onnx ${D}${datadir}/veil/models/
+    install -m 0644 ${S}/models/artifacts/LICENSE.yunet ${D}${datadir}/veil/models/
     # The plates model under the name the manifest gives it (sha256 d2a7720d...49da9, checked at load).
     unzip -p ${WORKDIR}/rapidocr_onnxruntime-1.4.4-py3-none-any.whl \
         rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx > ${D}${datadir}/veil/models/ppocrv4-det.onnx
