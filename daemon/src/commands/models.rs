@@ -37,7 +37,7 @@ pub fn run(cmd: ModelsCmd) -> anyhow::Result<i32> {
             if !cmd.json {
                 if let Some(p) = info.auto_probe {
                     println!(
-                        "\nprecision auto, {name}: int8 {:.1} ms, fp32 {:.1} ms (one 640x480 inference, 1 thread) -> {}",
+                        "\nprecision auto, {name}: int8 {:.1} ms, fp32 {:.1} ms (fastest of three 640x480 inferences, 1 thread) -> {}",
                         p.int8_ms, p.fp32_ms, info.precision
                     );
                 }
