@@ -24,7 +24,7 @@ fn config(dir: &Path, extra: &str) -> String {
     let path = dir.join("veil.toml");
     std::fs::write(
         &path,
-        format!("[webhooks]\nsecret = \"{SECRET}\"\nretry_base_s = 0.3\ntimeout_s = 5\n[jobs]\nsweep_interval_s = 0.2\n{extra}"),
+        format!("[webhooks]\nsecret = \"{SECRET}\"\nretry_base_s = 0.3\ntimeout_s = 5\nallow = [\"*\", \"127.0.0.1\"]\n[jobs]\nsweep_interval_s = 0.2\n{extra}"),
     )
     .unwrap();
     path.to_str().unwrap().to_string()
@@ -504,7 +504,7 @@ fn maskit_style_any_case_fields_download_once_and_multipart_webhook() {
     let cfg = tmp.path().join("veil.toml");
     std::fs::write(
         &cfg,
-        format!("[webhooks]\nsecret = \"{SECRET}\"\ndefault_url = \"{}\"\nretry_base_s = 0.3\n", hook.url),
+        format!("[webhooks]\nsecret = \"{SECRET}\"\ndefault_url = \"{}\"\nretry_base_s = 0.3\nallow = [\"127.0.0.1\"]\n", hook.url),
     )
     .unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--config", cfg.to_str().unwrap()]);

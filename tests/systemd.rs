@@ -47,7 +47,12 @@ fn ready_watchdog_and_stopping_reach_an_emulated_service_manager() {
     );
     let first = manager.expect(&service, "READY=1", Duration::from_secs(60));
     assert!(first.starts_with("READY=1\nSTATUS=serving"), "{first}");
-    assert!(service.log().contains("veil: ready"), "READY only once serving");
+    // "veil: ready" is written before READY=1 is sent; the thread draining stderr may lag a little.
+    let seen = Instant::now();
+    while !service.log().contains("veil: ready") && seen.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(service.log().contains("veil: ready"), "READY only once serving: {}", service.log());
     // Pings at half the watchdog period while the pipeline runs (and after the replay ends).
     let t = Instant::now();
     for _ in 0..6 {

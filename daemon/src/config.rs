@@ -276,10 +276,20 @@ pub struct ApiConfig {
     pub max_upload_megabytes: u64,
     /// Largest image (pixels) an upload may decode to.
     pub max_image_megapixels: u64,
+    /// Memory for photos being processed at once (each reserves about 8 bytes a pixel plus
+    /// 96 MB before it is decoded; beyond it work waits, and a sync request that cannot get its
+    /// share within half its timeout gets 503 + Retry-After). 0 = a quarter of the machine's RAM.
+    pub max_decode_megabytes: u64,
     /// A request still running after this long gets 503 (its photo is never passed through).
     pub request_timeout_s: u64,
     /// Requests served at once; more get 503 at once instead of queueing without bound.
     pub max_concurrent_requests: usize,
+    /// Requests one API key may have in flight (0 = a quarter of `max_concurrent_requests`);
+    /// health, metrics and the field page's files are outside both pools.
+    pub max_concurrent_per_key: usize,
+    /// Uploads slower than this many KB/s after their first 10 s are cut off with 408; 0 = no
+    /// minimum.
+    pub min_upload_kbps: u64,
     /// Let FaceBlurest-style requests name a `photo_url` for the device to fetch (off: SSRF).
     pub photo_url_fetch: bool,
     /// Serve kept originals at `/api/v1/media/{id}/original` (needs `jobs.keep_originals_hours`).
@@ -301,8 +311,11 @@ impl Default for ApiConfig {
             rate_per_day: 100_000,
             max_upload_megabytes: 25,
             max_image_megapixels: 100,
+            max_decode_megabytes: 0,
             request_timeout_s: 120,
             max_concurrent_requests: 64,
+            max_concurrent_per_key: 0,
+            min_upload_kbps: 4,
             photo_url_fetch: false,
             serve_originals: false,
             tls_cert: None,
@@ -354,6 +367,12 @@ pub struct WebhooksConfig {
     pub secret: Option<String>,
     /// Where MaskIt-style jobs with `useWebhook` report (that API takes no URL per job).
     pub default_url: Option<String>,
+    /// Where deliveries may go: `*` (any address except loopback, link-local and the cloud
+    /// metadata addresses, the device's own, and IPv6 forms of those), CIDRs, addresses or host
+    /// names. An entry naming a refused address allows it (a receiver on this device); a list
+    /// without `*` allows only what it names. Checked when a URL is submitted (422) and again,
+    /// after DNS, at every delivery.
+    pub allow: Vec<String>,
     pub timeout_s: f64,
     /// Attempts per notification; the wait doubles from `retry_base_s` after each failure.
     pub max_attempts: u32,
@@ -362,7 +381,14 @@ pub struct WebhooksConfig {
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
-        Self { secret: None, default_url: None, timeout_s: 10.0, max_attempts: 8, retry_base_s: 5.0 }
+        Self {
+            secret: None,
+            default_url: None,
+            allow: vec!["*".into()],
+            timeout_s: 10.0,
+            max_attempts: 8,
+            retry_base_s: 5.0,
+        }
     }
 }
 
@@ -499,6 +525,9 @@ impl Config {
         if a.max_image_megapixels == 0 || a.max_image_megapixels > 1000 {
             anyhow::bail!("api.max_image_megapixels must be within 1..1000");
         }
+        if a.max_decode_megabytes != 0 && a.max_decode_megabytes < 128 {
+            anyhow::bail!("api.max_decode_megabytes must be 0 (a quarter of the RAM) or at least 128");
+        }
         if a.request_timeout_s == 0 || a.max_concurrent_requests == 0 {
             anyhow::bail!("api.request_timeout_s and api.max_concurrent_requests must be positive");
         }
@@ -525,6 +554,7 @@ impl Config {
         if !(0.1..=300.0).contains(&w.timeout_s) || !(0.01..=3600.0).contains(&w.retry_base_s) || w.max_attempts == 0 {
             anyhow::bail!("webhooks: timeout_s within 0.1..300, retry_base_s within 0.01..3600, max_attempts positive");
         }
+        crate::outbound::OutboundPolicy::webhooks(&w.allow).map_err(anyhow::Error::msg)?;
         if let Some(url) = &w.default_url {
             crate::webhooks::check_url(url).map_err(|e| anyhow::anyhow!("webhooks.default_url: {e}"))?;
         }

@@ -14,6 +14,7 @@ pub mod inputs;
 pub mod jobs;
 pub mod logging;
 pub mod mqtt;
+pub mod outbound;
 pub mod photo;
 pub mod pipeline;
 pub mod redaction;

@@ -20,6 +20,11 @@ use crate::{DetectOutput, StageTimings};
 pub const TILE_OVERLAP: u32 = 96;
 /// Each pyramid level is this much smaller than the previous one.
 const PYRAMID_STEP: f64 = 4.0;
+/// On every pyramid level but the last, faces wider than this (in that level's pixels) are left
+/// to the next level, where they are at least 48 px and seen whole: at full resolution a tile
+/// holds only part of such a face, and soft, enlarged texture (skin, cloth, foliage) there
+/// scores as large false faces.
+pub const LEVEL_FACE_MAX: f32 = 2.0 * TILE_OVERLAP as f32;
 
 /// A face network run on one input (one tile).
 pub trait FaceNetwork {
@@ -80,6 +85,7 @@ pub fn regions(w: u32, h: u32, params: &DetectParams) -> Result<Vec<Region>, Det
 /// at `params.nms_threshold`, best first, at most `params.max_faces`.
 pub fn detect_faces(net: &dyn FaceNetwork, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
     let regions = regions(image.width, image.height, params)?;
+    let last_level = regions.iter().map(|r| r.fx).fold(f64::INFINITY, f64::min);
     let floor = params.confidence;
     let tiny_floor = params.tiny_confidence.max(params.confidence);
     let mut timings = StageTimings::default();
@@ -94,8 +100,12 @@ pub fn detect_faces(net: &dyn FaceNetwork, image: &RgbImage<'_>, params: &Detect
         let (fx, fy) = (r.fx as f32, r.fy as f32);
         let (ox, oy) = (r.x0 as f32, r.y0 as f32);
         let to_source = |x: f32, y: f32| ((x + ox) / fx, (y + oy) / fy);
+        let level_max = if r.fx > last_level { LEVEL_FACE_MAX } else { f32::INFINITY };
         for d in dets {
             if d.bbox.width() < TINY_FACE_PX && d.score < tiny_floor {
+                continue;
+            }
+            if d.bbox.width() > level_max {
                 continue;
             }
             let (x1, y1) = to_source(d.bbox.x1, d.bbox.y1);

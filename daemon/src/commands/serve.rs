@@ -272,6 +272,7 @@ fn start_services(
         timeout: Duration::from_secs_f64(config.webhooks.timeout_s),
         max_attempts: config.webhooks.max_attempts as i64,
         retry_base: Duration::from_secs_f64(config.webhooks.retry_base_s),
+        policy: crate::outbound::OutboundPolicy::webhooks(&config.webhooks.allow).map_err(anyhow::Error::msg)?,
     };
     let auth = Arc::new(Auth {
         enabled: config.api.auth,
@@ -286,6 +287,7 @@ fn start_services(
             state_dir.display()
         );
     }
+    let webhook_policy = Arc::new(webhook_settings.policy.clone());
     let api = Arc::new(ApiSettings {
         max_upload_bytes: (config.api.max_upload_megabytes as usize) << 20,
         photo_url_fetch: config.api.photo_url_fetch,
@@ -293,7 +295,13 @@ fn start_services(
         default_webhook_url: config.webhooks.default_url.clone(),
         request_timeout: Duration::from_secs(config.api.request_timeout_s),
         max_concurrent_requests: config.api.max_concurrent_requests,
+        max_concurrent_per_key: match config.api.max_concurrent_per_key {
+            0 => (config.api.max_concurrent_requests / 4).max(1),
+            n => n,
+        },
+        min_upload_bytes_per_s: config.api.min_upload_kbps * 1024,
         serve_originals: config.api.serve_originals && config.jobs.keep_originals_hours > 0.0,
+        webhook_policy: webhook_policy.clone(),
     });
 
     let events = EventStream::new(256);
@@ -357,6 +365,10 @@ fn engine_config(config: &Config, workers: usize) -> EngineConfig {
         },
         sweep_interval: Duration::from_secs_f64(j.sweep_interval_s),
         always_mask: config.api.always_mask.iter().filter_map(|n| crate::categories::category_of(n)).collect(),
+        memory: crate::jobs::memory_budget::MemoryBudget::new(match config.api.max_decode_megabytes {
+            0 => crate::jobs::memory_budget::default_limit(),
+            mb => mb << 20,
+        }),
         ..EngineConfig::default()
     }
 }

@@ -3,6 +3,7 @@
 //! for a while and a disk quota, originals deleted as soon as a job ends (unless retention is
 //! configured). Synchronous routes go through the same workers without storing anything.
 
+pub mod memory_budget;
 pub mod options;
 pub mod process;
 mod queue;
@@ -80,6 +81,8 @@ pub struct EngineConfig {
     /// Categories masked in every upload whatever its request names (`api.always_mask`), where
     /// the backend finds them.
     pub always_mask: veil_models::CategorySet,
+    /// Memory for photos in flight (`api.max_decode_megabytes`).
+    pub memory: std::sync::Arc<memory_budget::MemoryBudget>,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +99,7 @@ impl Default for EngineConfig {
             decode_limits: DecodeLimits::default(),
             sweep_interval: Duration::from_secs(30),
             always_mask: [veil_models::Category::Face].into_iter().collect(),
+            memory: memory_budget::MemoryBudget::new(memory_budget::default_limit()),
         }
     }
 }
@@ -415,7 +419,13 @@ impl Shared {
                     }
                     let (detector, limits) = (self.detector.clone(), self.config.decode_limits);
                     let (bytes, options) = (t.bytes.clone(), t.options);
-                    let result = self.with_deadline(move || process::process_photo(&bytes, &options, &detector, &limits));
+                    // A client waits: memory is waited for at most half its time, then 503.
+                    let result = self.reserve_memory(&bytes, self.config.inline_timeout / 2).and_then(|held| {
+                        self.with_deadline(move || {
+                            let _held = held;
+                            process::process_photo(&bytes, &options, &detector, &limits)
+                        })
+                    });
                     let _ = t.reply.send(result);
                 }
                 Task::Stored(id) => {
@@ -458,6 +468,14 @@ impl Shared {
         }
     }
 
+    /// Hold the memory `bytes` needs to be processed (from its header's dimensions), waiting at
+    /// most `wait`. A file whose header cannot be read holds nothing: decoding refuses it.
+    fn reserve_memory(&self, bytes: &[u8], wait: Duration) -> Result<Option<memory_budget::Reservation>, ProcessError> {
+        let Ok(header) = inspect(bytes, &self.config.decode_limits) else { return Ok(None) };
+        let need = memory_budget::working_set(header.width, header.height);
+        self.config.memory.reserve(need, wait).map(Some).map_err(ProcessError::Budget)
+    }
+
     fn defaults(&self) -> JobDefaults {
         let t = self.tuning.get();
         let available = self.detector.info().categories.clone();
@@ -470,14 +488,30 @@ impl Shared {
         let original = job.original_file.as_deref().and_then(safe_name).map(|n| self.originals.join(n));
         let (detector, limits, defaults) = (self.detector.clone(), self.config.decode_limits, self.defaults());
         let options = job.options.clone();
-        let outcome = self.with_deadline(move || {
-            let options: JobOptions = serde_json::from_str(&options)
-                .map_err(|e| ProcessError::Internal(format!("stored options unreadable: {e}")))?;
-            let resolved = options.resolve(&defaults).map_err(ProcessError::Internal)?;
-            let path = original.ok_or_else(|| ProcessError::Internal("no original".into()))?;
-            let bytes = std::fs::read(path)
-                .map_err(|e| ProcessError::Internal(format!("the uploaded original is gone: {e}")))?;
-            process::process_photo(&bytes, &resolved, &detector, &limits)
+        let bytes = original
+            .ok_or_else(|| ProcessError::Internal("no original".into()))
+            .and_then(|path| {
+                std::fs::read(path).map_err(|e| ProcessError::Internal(format!("the uploaded original is gone: {e}")))
+            });
+        // A queued job waits for memory as long as it takes (it is queued work already).
+        let held = match &bytes {
+            Ok(b) => loop {
+                match self.reserve_memory(b, Duration::from_secs(1)) {
+                    Err(ProcessError::Budget(memory_budget::BudgetError::Busy { .. }))
+                        if !self.stopping.load(Ordering::SeqCst) => {}
+                    other => break other,
+                }
+            },
+            Err(_) => Ok(None),
+        };
+        let outcome = held.and_then(|held| {
+            self.with_deadline(move || {
+                let _held = held;
+                let options: JobOptions = serde_json::from_str(&options)
+                    .map_err(|e| ProcessError::Internal(format!("stored options unreadable: {e}")))?;
+                let resolved = options.resolve(&defaults).map_err(ProcessError::Internal)?;
+                process::process_photo(&bytes?, &resolved, &detector, &limits)
+            })
         });
         if self.stopping.load(Ordering::SeqCst) && outcome.is_err() {
             // Shutting down mid-job: leave it `processing`; the next start re-runs it.

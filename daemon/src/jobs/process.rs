@@ -52,6 +52,9 @@ pub enum ProcessError {
     Detection(String),
     #[error("{0}")]
     Internal(String),
+    /// Not enough of the memory budget (`api.max_decode_megabytes`) for this photo.
+    #[error("{0}")]
+    Budget(#[from] super::memory_budget::BudgetError),
 }
 
 /// The detections of a job as stored: `[{category, score, box: [x1, y1, x2, y2]}]` in pixels.

@@ -1,4 +1,5 @@
-//! Decoding an image file's bytes into upright RGB8, refusing what would need too much memory.
+//! Decoding an image file's bytes into upright RGB8, refusing what would need too much memory
+//! and what is truncated. PNGs are decoded straight to 8-bit RGB, row by row.
 
 use std::io::Cursor;
 
@@ -90,9 +91,11 @@ pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<PhotoHeader, Photo
     let truncated = |reason: &str| PhotoError::Corrupt { format: format_name(format), reason: reason.into() };
     match format {
         ImageFormat::Jpeg if !jpeg_is_complete(bytes) => {
-            return Err(truncated("file is truncated (no end-of-image marker after the scan)"))
+            return Err(truncated("file is truncated (its compressed image data ends before the end-of-image marker)"))
         }
-        ImageFormat::Png if !png_is_complete(bytes) => return Err(truncated("file is truncated (no IEND chunk)")),
+        ImageFormat::Png if !png_is_complete(bytes) => {
+            return Err(truncated("file is truncated (a chunk runs past the end, or no IEND chunk)"))
+        }
         ImageFormat::WebP if !webp_is_complete(bytes) => {
             return Err(truncated("file is truncated (shorter than its RIFF header says)"))
         }
@@ -105,6 +108,9 @@ pub fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<PhotoHeader, Photo
 /// decode, apply the EXIF orientation, and convert to RGB8 (alpha is dropped, grey expanded).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, PhotoError> {
     let PhotoHeader { format, .. } = inspect(bytes, limits)?;
+    if format == ImageFormat::Png {
+        return decode_png(bytes);
+    }
     let corrupt = |e: image::ImageError| PhotoError::Corrupt { format: format_name(format), reason: e.to_string() };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();
@@ -122,10 +128,78 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, Photo
     Ok(DecodedPhoto { image: img.into_rgb8(), format, exif, icc_profile })
 }
 
-/// Whether a PNG has its closing IEND chunk (a truncated file does not).
+/// A PNG straight to upright 8-bit RGB: 16-bit samples are stripped, palettes and grey expanded
+/// and alpha dropped row by row as the rows are decoded, so no wider copy of the picture is ever
+/// held (a 10000x10000 16-bit RGBA PNG would need 800 MB before its 300 MB of RGB). Interlaced
+/// files are assembled at 8 bits (at most 4 bytes a pixel) first. `inspect` has checked the size.
+fn decode_png(bytes: &[u8]) -> Result<DecodedPhoto, PhotoError> {
+    let corrupt = |e: png::DecodingError| PhotoError::Corrupt { format: "PNG", reason: e.to_string() };
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(corrupt)?;
+    let (w, h, interlaced) = {
+        let i = reader.info();
+        (i.width as usize, i.height as usize, i.interlaced)
+    };
+    let exif = reader.info().exif_metadata.as_ref().map(|c| c.to_vec());
+    let icc_profile = reader.info().icc_profile.as_ref().map(|c| c.to_vec());
+    let channels = reader.output_color_type().0.samples();
+    let ended = || PhotoError::Corrupt { format: "PNG", reason: "file is truncated (image data ends early)".into() };
+    let mut rgb = vec![0u8; w * h * 3];
+    if interlaced {
+        let size = reader.output_buffer_size().ok_or_else(ended)?;
+        let mut frame = vec![0u8; size];
+        reader.next_frame(&mut frame).map_err(corrupt)?;
+        let stride = frame.len() / h.max(1);
+        for (y, out) in rgb.chunks_exact_mut(w * 3).enumerate() {
+            to_rgb8(&frame[y * stride..], channels, out);
+        }
+    } else {
+        for out in rgb.chunks_exact_mut(w * 3) {
+            let row = reader.next_row().map_err(corrupt)?.ok_or_else(ended)?;
+            to_rgb8(row.data(), channels, out);
+        }
+    }
+    reader.finish().map_err(corrupt)?;
+    let image = RgbImage::from_raw(w as u32, h as u32, rgb).ok_or_else(ended)?;
+    let mut img = DynamicImage::ImageRgb8(image);
+    if let Some(o) = exif.as_deref().and_then(image::metadata::Orientation::from_exif_chunk) {
+        img.apply_orientation(o);
+    }
+    Ok(DecodedPhoto { image: img.into_rgb8(), format: ImageFormat::Png, exif, icc_profile })
+}
+
+/// One decoded 8-bit row of `channels` samples a pixel (grey, grey+alpha, RGB, RGBA) as RGB.
+fn to_rgb8(row: &[u8], channels: usize, out: &mut [u8]) {
+    for (px, o) in row.chunks_exact(channels).zip(out.chunks_exact_mut(3)) {
+        match channels {
+            1 | 2 => o.fill(px[0]),
+            _ => o.copy_from_slice(&px[..3]),
+        }
+    }
+}
+
+/// Whether a PNG's chunks, walked by their lengths from the signature, all lie within the file
+/// and end with IEND: a file cut anywhere (inside the image data above all) has a chunk running
+/// past its end, whatever bytes its text chunks happen to hold.
 fn png_is_complete(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
-    tail.windows(8).any(|w| w == [0, 0, 0, 0, b'I', b'E', b'N', b'D'])
+    const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    if !bytes.starts_with(&SIGNATURE) {
+        return false;
+    }
+    let mut at = SIGNATURE.len();
+    while at + 12 <= bytes.len() {
+        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let Some(end) = at.checked_add(12).and_then(|e| e.checked_add(len)) else { return false };
+        if end > bytes.len() {
+            return false;
+        }
+        if &bytes[at + 4..at + 8] == b"IEND" {
+            return true;
+        }
+        at = end;
+    }
+    false
 }
 
 /// Whether a WebP file is as long as its RIFF header says.
@@ -136,11 +210,110 @@ fn webp_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// Whether a JPEG has an end-of-image marker after its first scan. Lenient decoders fill a
-/// truncated scan with grey; veil refuses such a file instead of redacting half a photo.
-/// (Inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so 0xFFD9
-/// after the start of scan can only be the real end marker; a thumbnail's own EOI sits before it.)
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else { return false };
-    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+/// Whether a JPEG's compressed data runs to its end-of-image marker, found the way a decoder
+/// finds it: segments are walked by their lengths from SOI (so the bytes of an APPn or COM
+/// segment, an EXIF thumbnail's own SOS and EOI among them, are skipped unread), and each scan's
+/// entropy-coded data must end in a marker (inside it 0xFF is always followed by 0x00 or a
+/// restart marker). A file cut inside a scan, where lenient decoders fill the rest with grey,
+/// ends without one.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        // Find the next marker; decoders skip stray bytes and fill bytes (repeated 0xFF).
+        while i < b.len() && b[i] != 0xFF {
+            i += 1;
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = b.get(i) else { return false };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0xD8 | 0xD0..=0xD7 | 0x01 => {}
+            _ => {
+                let Some(len) = b.get(i..i + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else { return false };
+                if len < 2 || i + len > b.len() {
+                    return false;
+                }
+                i += len;
+                if marker == 0xDA {
+                    // Entropy-coded data up to the next real marker.
+                    loop {
+                        let Some(ff) = b[i..].iter().position(|&x| x == 0xFF) else { return false };
+                        i += ff;
+                        match b.get(i + 1) {
+                            None => return false,
+                            Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                            Some(0xFF) => i += 1,
+                            Some(_) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JPEG whose APP1 segment carries a complete thumbnail (its own SOS ... EOI), then the
+    /// main image; `cut` bytes are removed from the end.
+    fn jpeg_with_thumbnail(cut: usize) -> Vec<u8> {
+        let mut main = Vec::new();
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 90]));
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut main, 90).encode_image(&img).unwrap();
+        let thumb = b"\xFF\xD8\xFF\xDA\x00\x02\x12\x34\xFF\xD9".to_vec();
+        let mut app1 = vec![0xFF, 0xE1];
+        app1.extend_from_slice(&((thumb.len() + 2) as u16).to_be_bytes());
+        app1.extend_from_slice(&thumb);
+        let mut out = main[..2].to_vec();
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&main[2..]);
+        out.truncate(out.len() - cut);
+        out
+    }
+
+    #[test]
+    fn a_jpeg_cut_in_its_scan_is_truncated_even_with_a_thumbnail_holding_sos_and_eoi() {
+        assert!(jpeg_is_complete(&jpeg_with_thumbnail(0)));
+        for cut in [2, 10, 200] {
+            let b = jpeg_with_thumbnail(cut);
+            assert!(!jpeg_is_complete(&b), "cut {cut}");
+            assert!(matches!(inspect(&b, &DecodeLimits::default()), Err(PhotoError::Corrupt { .. })), "cut {cut}");
+        }
+    }
+
+    fn png_16bit_rgba(w: u32, h: u32) -> Vec<u8> {
+        let img = image::ImageBuffer::<image::Rgba<u16>, _>::from_fn(w, h, |x, y| image::Rgba([x as u16 * 1000, y as u16 * 900, 12345, 65535]));
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgba16(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        out
+    }
+
+    #[test]
+    fn pngs_decode_to_8_bit_rgb_and_a_cut_one_is_refused() {
+        let png = png_16bit_rgba(40, 30);
+        let photo = decode(&png, &DecodeLimits::default()).unwrap();
+        assert_eq!(photo.image.dimensions(), (40, 30));
+        // 16-bit values keep their top byte; alpha is dropped.
+        assert_eq!(photo.image.get_pixel(3, 2).0, [(3000u16 >> 8) as u8, (1800u16 >> 8) as u8, (12345u16 >> 8) as u8]);
+        for cut in [13, 100, png.len() / 2] {
+            let b = &png[..png.len() - cut];
+            assert!(matches!(decode(b, &DecodeLimits::default()), Err(PhotoError::Corrupt { .. })), "cut {cut}");
+        }
+        // A text chunk holding IEND's bytes does not make a cut file look complete.
+        let mut tricky = png[..33].to_vec();
+        let text = b"tEXtkey\0\0\0\0\0IEND";
+        tricky.extend_from_slice(&(text.len() as u32 - 4).to_be_bytes());
+        tricky.extend_from_slice(text);
+        tricky.extend_from_slice(&[0, 0, 0, 0]);
+        tricky.extend_from_slice(&png[33..png.len() - 20]);
+        assert!(!png_is_complete(&tricky));
+    }
 }

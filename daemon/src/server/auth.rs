@@ -49,7 +49,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-fn rate_headers(headers: &mut HeaderMap, info: &RateInfo) {
+pub(super) fn rate_headers(headers: &mut HeaderMap, info: &RateInfo) {
     for (name, value) in [
         ("x-ratelimit-limit", info.limit as i64),
         ("x-ratelimit-remaining", info.remaining as i64),

@@ -32,11 +32,13 @@ fn options() -> JobOptions {
     JobOptions { format: Some("png".into()), require_face: true, ..Default::default() }
 }
 
-/// The optional `webhook_url` form field, checked (422 in `style` when it is not a URL).
-pub(super) fn webhook_url(form: &UploadForm, style: ApiStyle) -> Result<Option<String>, ApiError> {
+/// The optional `webhook_url` form field, checked: a URL whose host resolves only to addresses
+/// `webhooks.allow` lets deliveries reach (422 in `style` otherwise).
+pub(super) async fn webhook_url(state: &AppState, form: &UploadForm, style: ApiStyle) -> Result<Option<String>, ApiError> {
     match form.text("webhook_url").filter(|u| !u.is_empty()) {
         Some(u) => {
             crate::webhooks::check_url(u).map_err(|e| ApiError::unprocessable(style, e))?;
+            state.api.webhook_policy.check_at_submit(u).await.map_err(|e| ApiError::unprocessable(style, format!("webhook_url: {e}")))?;
             Ok(Some(u.to_string()))
         }
         None => Ok(None),
@@ -76,7 +78,7 @@ pub async fn protect(
 ) -> Result<Response, ApiError> {
     let form = UploadForm::read(mp, STYLE).await?;
     let file = form.single_file(&["file"], STYLE)?;
-    let webhook = webhook_url(&form, STYLE)?;
+    let webhook = webhook_url(&state, &form, STYLE).await?;
     let job = submit_upload(&state, caller, ("cloak", STYLE), file, options(), webhook.clone()).await?;
     Ok(Json(json!({
         "job_id": job.id,
@@ -100,7 +102,7 @@ pub async fn batch_protect(
     if files.len() > MAX_BATCH {
         return Err(ApiError::bad_request(STYLE, format!("Too many files: {} (at most {MAX_BATCH} per batch)", files.len())));
     }
-    let webhook = webhook_url(&form, STYLE)?;
+    let webhook = webhook_url(&state, &form, STYLE).await?;
     // All or nothing: a bad file, a full queue or a failed write leaves none of the batch queued.
     let engine = state.engine.clone();
     let files: Vec<(Option<String>, bytes::Bytes)> = files.iter().map(|f| (f.filename.clone(), f.bytes.clone())).collect();

@@ -28,19 +28,6 @@ fn too_large() -> ApiError {
     ApiError::new(STYLE, StatusCode::PAYLOAD_TOO_LARGE, "The photo is larger than 5 MB").with_code(1013)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_public_addresses_may_be_fetched() {
-        for private in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
-            assert!(!super::is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "2606:2800:220:1::1"] {
-            assert!(super::is_public(public.parse().unwrap()), "{public}");
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct Request {
     #[serde(rename = "base64_Photo_String", alias = "base64_photo_string")]
@@ -81,57 +68,14 @@ fn is_no(v: &Option<String>) -> bool {
     v.as_deref().map(str::trim).is_none_or(|s| s.is_empty() || s.eq_ignore_ascii_case("NO"))
 }
 
-/// Whether the device may fetch from `ip`: not itself, its LAN, link-local (cloud metadata) or
-/// any other non-public range.
-fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
 async fn fetch(url: &str) -> Result<Bytes, ApiError> {
     crate::webhooks::check_url(url).map_err(invalid)?;
-    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-    let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+    // Public addresses only, every address of the name checked and the one checked connected
+    // to, no redirect, no proxy.
+    let client = crate::outbound::OutboundPolicy::public_only()
+        .client_for(url, std::time::Duration::from_secs(10))
         .await
-        .map_err(|e| invalid(format!("cannot resolve photo_url's host: {e}")))?
-        .collect();
-    // Every address the name has must be public, and the fetch goes to the one checked here.
-    let Some(addr) = addrs.first().copied().filter(|_| addrs.iter().all(|a| is_public(a.ip()))) else {
-        return Err(invalid("photo_url must point to a public address"));
-    };
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .build()
-        .map_err(|e| ApiError::internal(STYLE, e.to_string()))?;
+        .map_err(|e| invalid(format!("photo_url must point to a public address: {e}")))?;
     let mut resp = client.get(url).send().await.map_err(|e| invalid(format!("cannot fetch photo_url: {e}")))?;
     if !resp.status().is_success() {
         return Err(invalid(format!("photo_url answered HTTP {}", resp.status().as_u16())));

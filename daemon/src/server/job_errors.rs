@@ -3,6 +3,7 @@
 use axum::http::{header, StatusCode};
 
 use super::api_error::{ApiError, ApiStyle};
+use crate::jobs::memory_budget::BudgetError;
 use crate::jobs::{InlineError, ProcessError, SubmitError};
 use crate::photo::PhotoError;
 
@@ -34,6 +35,8 @@ pub fn process_error(style: ApiStyle, e: &ProcessError) -> ApiError {
         ProcessError::Image(p) => photo_error(style, p),
         ProcessError::NoFace => ApiError::unprocessable(style, "No face detected"),
         ProcessError::Detection(_) | ProcessError::Internal(_) => ApiError::internal(style, e.to_string()),
+        ProcessError::Budget(BudgetError::TooBig { .. }) => ApiError::new(style, StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        ProcessError::Budget(BudgetError::Busy { .. }) => busy(style, e.to_string()),
     }
 }
 

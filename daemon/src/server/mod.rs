@@ -5,6 +5,7 @@
 mod admin;
 pub mod api_error;
 pub mod auth;
+mod body_rate;
 mod cloak;
 mod device_panel;
 mod events;
@@ -55,8 +56,13 @@ pub struct ApiSettings {
     pub default_webhook_url: Option<String>,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    pub max_concurrent_per_key: usize,
+    /// Uploads slower than this (after a grace period) are cut off with 408; 0 = no minimum.
+    pub min_upload_bytes_per_s: u64,
     /// `GET /api/v1/media/{id}/original` answers (retention configured and opted in).
     pub serve_originals: bool,
+    /// Where submitted webhook URLs may point (`webhooks.allow`).
+    pub webhook_policy: Arc<crate::outbound::OutboundPolicy>,
 }
 
 /// What every handler can reach.
@@ -106,7 +112,11 @@ pub fn router(state: AppState) -> Router {
     let limits = Arc::new(RequestLimits {
         permits: Arc::new(tokio::sync::Semaphore::new(state.api.max_concurrent_requests)),
         timeout: state.api.request_timeout,
+        per_key: state.api.max_concurrent_per_key,
+        in_flight: Default::default(),
+        auth: state.auth.clone(),
     });
+    let body_rate = Arc::new(body_rate::BodyRate { min_bytes_per_s: state.api.min_upload_bytes_per_s, grace: body_rate::GRACE });
     // One method router per path, each method behind the key check of its API style.
     let mut paths: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
     for r in openapi::ROUTES {
@@ -129,8 +139,10 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ApiStyle::Veil, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this route").into_response()
         })
         .layer(DefaultBodyLimit::max(state.api.max_upload_bytes))
+        .layer(from_fn_with_state(body_rate, body_rate::enforce))
         .layer(from_fn_with_state(limits, limits::limit))
         .layer(from_fn_with_state(state.api.max_upload_bytes as u64, unread_body::drain_unread_body))
+        .layer(axum::middleware::from_fn(limits::head_size))
         .with_state(state)
 }
 
@@ -189,13 +201,16 @@ pub async fn serve(
     }
 }
 
-/// Connection-level limits: a client must send its headers within 30 s, and at most 64 KiB of them.
+/// Connection-level limits: a client must send its headers within 30 s. hyper reads up to four
+/// times the request-head limit (and headers) before refusing on its own, so the router's
+/// [`limits::head_size`] answers oversized heads in the API's error shape.
 fn tune(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(64 * 1024);
+        .max_buf_size(4 * limits::MAX_HEAD_BYTES)
+        .max_headers(4 * limits::MAX_HEADERS);
 }
 
 /// Install rustls's crypto provider once (the TLS server and the webhook client share it).

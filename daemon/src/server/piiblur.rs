@@ -94,8 +94,12 @@ pub async fn redact(
             .transpose()
     };
     let strength = number("strength")?.map(|s| if s > 1.0 { s / 100.0 } else { s });
+    // README: strength is 0.3..1 (or 30..100); weaker is refused, not quietly raised.
+    if let Some(s) = strength.filter(|s| !(crate::jobs::options::MIN_STRENGTH..=1.0).contains(s)) {
+        return Err(bad_value(STYLE, "strength", &s.to_string(), "0.3..1 (or 30..100)"));
+    }
     let padding = number("padding")?;
-    let webhook = webhook_url(&form, STYLE)?;
+    let webhook = webhook_url(&state, &form, STYLE).await?;
     let options = JobOptions {
         method: Some(method),
         shape: form.text("shape").map(str::to_string),

@@ -85,6 +85,18 @@ impl RateLimiter {
         }))
     }
 
+    /// Where `key_id`'s minute window stands now, without counting a request (for the
+    /// headers of an answer that did not reach the key check).
+    pub fn peek(&self, key_id: i64) -> Option<RateInfo> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        let minute = now_s().div_euclid(60);
+        let windows = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
+        let used = windows.get(&key_id).filter(|e| e.0 == minute).map(|e| e.1).unwrap_or(0);
+        Some(RateInfo { limit: self.per_minute, remaining: self.per_minute.saturating_sub(used), reset: (minute + 1) * 60 })
+    }
+
     pub fn per_minute(&self) -> u32 {
         self.per_minute
     }

@@ -36,6 +36,8 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     pub max_attempts: i64,
     pub retry_base: Duration,
+    /// Where deliveries may go (`webhooks.allow`), checked after DNS at every attempt.
+    pub policy: crate::outbound::OutboundPolicy,
 }
 
 /// Records notifications for finished jobs and wakes the sender.

@@ -18,18 +18,6 @@ pub async fn run_sender(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("veil/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("veil: webhooks disabled: cannot build an HTTP client: {e}");
-            return;
-        }
-    };
     loop {
         if *shutdown.borrow() {
             return;
@@ -47,7 +35,7 @@ pub async fn run_sender(
             Err(_) => Vec::new(),
         };
         for d in &due {
-            let outcome = send(&client, &settings, d).await;
+            let outcome = send(&settings, d).await;
             let store = store.clone();
             let (id, attempts) = (d.id, d.attempts);
             let retry_at = (attempts + 1 < settings.max_attempts).then(|| {
@@ -79,7 +67,11 @@ pub async fn run_sender(
     }
 }
 
-async fn send(client: &reqwest::Client, settings: &WebhookSettings, d: &Delivery) -> Result<(), String> {
+/// One attempt: the URL's host is resolved and every address checked against the policy now
+/// (DNS may have changed since it was submitted), and the POST goes to the address checked, with
+/// no redirect followed and no proxy.
+async fn send(settings: &WebhookSettings, d: &Delivery) -> Result<(), String> {
+    let client = settings.policy.client_for(&d.url, settings.timeout).await?;
     let mut req = client
         .post(&d.url)
         .header("Content-Type", &d.content_type)
