@@ -21,9 +21,45 @@ fn is_device(source: &str) -> bool {
     source.starts_with("/dev/") || source.starts_with("v4l2:")
 }
 
-/// Open the configured source. A missing camera is not an error (it is waited for); a missing
-/// directory or file is.
+/// Open the configured source, its frames turned upright by `camera.rotation`. A missing camera
+/// is not an error (it is waited for); a missing directory or file is.
 pub fn open_source(cam: &CameraConfig, stop: Arc<StopSignal>) -> anyhow::Result<SourcePlan> {
+    let mut plan = open_unturned(cam, stop)?;
+    if cam.rotation != 0 {
+        plan.source = Box::new(Turned { inner: plan.source, degrees: cam.rotation });
+    }
+    Ok(plan)
+}
+
+/// A camera mounted on its side or upside down: every frame turned `degrees` clockwise as it
+/// is captured, so detection sees upright faces and every sink gets upright frames.
+struct Turned {
+    inner: Box<dyn FrameSource>,
+    degrees: u16,
+}
+
+impl FrameSource for Turned {
+    fn describe(&self) -> String {
+        format!("{} turned {} degrees", self.inner.describe(), self.degrees)
+    }
+
+    fn next_frame(&mut self) -> Result<Option<veil_camera::Frame>, veil_camera::SourceError> {
+        Ok(self.inner.next_frame()?.map(|f| {
+            let (rgb, width, height) = veil_models::rotations::rotate_rgb(&f.rgb, f.width, f.height, self.degrees);
+            veil_camera::Frame { rgb, width, height, ..f }
+        }))
+    }
+
+    fn skipped_frames(&self) -> u64 {
+        self.inner.skipped_frames()
+    }
+
+    fn release(&mut self) {
+        self.inner.release()
+    }
+}
+
+fn open_unturned(cam: &CameraConfig, stop: Arc<StopSignal>) -> anyhow::Result<SourcePlan> {
     let s = cam.source.as_str();
     let replay_pace = cam.fps.map(|f| Duration::from_secs_f64(1.0 / f.max(1) as f64));
     let replay = |source: Box<dyn FrameSource>| SourcePlan {

@@ -88,6 +88,10 @@ pub struct DetectorArgs {
     /// The plate detector's input long side (default 1600; the camera uses camera.plate_long_side).
     #[arg(long)]
     pub plate_long_side: Option<u32>,
+    /// Also search the image turned by these quarter turns (e.g. `90,180,270` or `all`): faces
+    /// lying on their side or upside down; each turn costs one more detection.
+    #[arg(long, default_value = "0")]
+    pub detect_rotations: veil_models::Rotations,
     /// Threads for inference and for processing files in parallel (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -106,6 +110,7 @@ impl DetectorArgs {
             tile: self.tile,
             tiny_confidence: self.tiny_confidence,
             plate_long_side: self.plate_long_side,
+            rotations: self.detect_rotations,
             ..DetectParams::default()
         }
     }

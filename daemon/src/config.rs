@@ -173,6 +173,9 @@ pub struct CameraConfig {
     /// The plate detector's input long side in the camera (uploads use 1600, which finds a few
     /// more plates at about twice the cost).
     pub plate_long_side: u32,
+    /// The camera is mounted turned: its frames are turned this many degrees clockwise (0, 90,
+    /// 180 or 270) as they are captured, before detection and every sink.
+    pub rotation: u16,
 }
 
 /// `camera.plates_every`'s default (README, "Camera rate": the coverage measured at it).
@@ -206,6 +209,7 @@ impl Default for CameraConfig {
             detect_workers: 0,
             plates_every: DEFAULT_PLATES_EVERY,
             plate_long_side: DEFAULT_PLATE_LONG_SIDE,
+            rotation: 0,
         }
     }
 }
@@ -503,6 +507,9 @@ impl Config {
             }
             if !(1..=100).contains(&cam.plates_every) {
                 anyhow::bail!("camera.plates_every must be within 1..100 (1 = plates in every frame)");
+            }
+            if ![0, 90, 180, 270].contains(&cam.rotation) {
+                anyhow::bail!("camera.rotation must be 0, 90, 180 or 270");
             }
             if !(320..=4096).contains(&cam.plate_long_side) {
                 anyhow::bail!("camera.plate_long_side must be within 320..4096");

@@ -39,7 +39,7 @@ impl Redactor {
         let (w, h) = img.dimensions();
         let out = {
             let view = ModelImage::new(img.as_raw(), w, h)?;
-            self.detector.detect(&view, &self.params)?
+            veil_models::rotations::detect(&*self.detector, &view, &self.params)?
         };
         // A box that is not a number would mask nothing: fail instead.
         if let Some(bad) = out.detections.iter().find(|d| {

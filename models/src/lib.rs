@@ -17,6 +17,7 @@ mod precision;
 mod preprocess;
 mod registry;
 mod resample;
+pub mod rotations;
 mod scan;
 mod text_map;
 mod text_regions;
@@ -32,6 +33,7 @@ pub use params::{DetectParams, DetectScale, Tiling, AUTO_MIN_LONG_SIDE, DEFAULT_
 pub use plates::{PlateShape, Plates};
 pub use precision::Precision;
 pub use preprocess::RgbImage;
+pub use rotations::Rotations;
 pub use registry::{BackendInfo, PrecisionProbe, Registry, ENSEMBLE_SEPARATOR};
 pub use scan::TILE_OVERLAP;
 pub use yunet::YuNet;

@@ -158,6 +158,9 @@ pub struct DetectParams {
     /// The categories to look for; `None` = every category the detector finds. Asking a detector
     /// for a category it cannot find is an error, never a silent empty answer.
     pub categories: Option<CategorySet>,
+    /// Quarter turns searched besides the image as it is (see [`crate::rotations::detect`]);
+    /// default none.
+    pub rotations: crate::rotations::Rotations,
 }
 
 /// Boxes narrower than this (network pixels) are "tiny" (see `DetectParams::tiny_confidence`).
@@ -180,6 +183,7 @@ impl Default for DetectParams {
             max_network_pixels: 16 * 1024 * 1024,
             plate_long_side: None,
             categories: None,
+            rotations: crate::rotations::Rotations::NONE,
         }
     }
 }

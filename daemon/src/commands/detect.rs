@@ -30,7 +30,7 @@ pub fn run(cmd: DetectCmd) -> anyhow::Result<i32> {
                 let decode_ms = t0.elapsed().as_secs_f64() * 1000.0;
                 let (w, h) = photo.image.dimensions();
                 let view = veil_models::RgbImage::new(photo.image.as_raw(), w, h).map_err(|e| e.to_string())?;
-                let out = detector.detect(&view, &params).map_err(|e| e.to_string())?;
+                let out = veil_models::rotations::detect(&*detector, &view, &params).map_err(|e| e.to_string())?;
                 let timings = RedactionTimings { detect: out.timings, mask_ms: 0.0 };
                 Ok(DetectResponse::build(
                     Some(path.display().to_string()),

@@ -26,7 +26,7 @@ fn detect(detector: &dyn veil_models::Detector, params: &veil_models::DetectPara
     let photo = decode(&bytes, &DecodeLimits::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let (w, h) = photo.image.dimensions();
     let view = veil_models::RgbImage::new(photo.image.as_raw(), w, h)?;
-    let out = detector.detect(&view, params)?;
+    let out = veil_models::rotations::detect(detector, &view, params)?;
     Ok(out.detections.iter().map(|d| ([d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2], d.score)).collect())
 }
 

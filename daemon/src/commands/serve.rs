@@ -424,17 +424,19 @@ fn start_pipeline(
     if plan.backpressure == Backpressure::DropOldest {
         // Build the inference plan for the camera's size now, not on the first live frames
         // (which would miss their deadline while it builds).
-        let blank = vec![0u8; cam.width as usize * cam.height as usize * 3];
-        if let Ok(image) = veil_models::RgbImage::new(&blank, cam.width, cam.height) {
+        // The frames' size once turned upright (camera.rotation).
+        let (fw, fh) = if cam.rotation % 180 == 0 { (cam.width, cam.height) } else { (cam.height, cam.width) };
+        let blank = vec![0u8; fw as usize * fh as usize * 3];
+        if let Ok(image) = veil_models::RgbImage::new(&blank, fw, fh) {
             let t = std::time::Instant::now();
             let params = veil_models::DetectParams {
                 plate_long_side: pipeline_config.plate_long_side,
                 ..pipeline_config.tuning.get().params
             };
             if let Err(e) = detector.detect(&image, &params) {
-                anyhow::bail!("detector warm-up at {}x{} failed: {e}", cam.width, cam.height);
+                anyhow::bail!("detector warm-up at {}x{} failed: {e}", fw, fh);
             }
-            eprintln!("veil: detector ready for {}x{} in {:.1} s", cam.width, cam.height, t.elapsed().as_secs_f64());
+            eprintln!("veil: detector ready for {}x{} in {:.1} s", fw, fh, t.elapsed().as_secs_f64());
         }
     }
     eprintln!("veil: source {}", plan.source.describe());

@@ -61,12 +61,16 @@ impl Drop for Reservation {
         let released = self.budget.released.fetch_add(self.bytes, Ordering::Relaxed) + self.bytes;
         if idle && released >= TRIM_AFTER_BYTES {
             self.budget.released.store(0, Ordering::Relaxed);
-            // A moment later, so that what the request frees after its photo (the upload, the
-            // encoded answer) goes back too; skipped if work started again.
+            // A moment later and again after a while, so that what requests free after their
+            // photo (the upload, the encoded answer, on a loaded machine seconds later) goes
+            // back too; stopped as soon as work starts again.
             let budget = self.budget.clone();
             let spawned = std::thread::Builder::new().name("veil-trim".into()).spawn(move || {
-                std::thread::sleep(TRIM_DELAY);
-                if budget.in_use() == 0 {
+                for delay in TRIM_DELAYS {
+                    std::thread::sleep(delay);
+                    if budget.in_use() != 0 {
+                        return;
+                    }
                     return_free_memory();
                 }
             });
@@ -80,7 +84,7 @@ impl Drop for Reservation {
 /// When no photo is in flight and at least this much was released since the last time, free
 /// heap pages go back to the system.
 const TRIM_AFTER_BYTES: u64 = 256 << 20;
-const TRIM_DELAY: Duration = Duration::from_millis(500);
+const TRIM_DELAYS: [Duration; 3] = [Duration::from_millis(500), Duration::from_millis(1500), Duration::from_secs(3)];
 
 /// Give the allocator's free pages back to the system. glibc keeps freed memory in its per-thread
 /// arenas, so after a burst of big photos the daemon's resident set stayed at its peak (about

@@ -35,6 +35,10 @@ pub struct JobOptions {
     pub metadata: Option<String>,
     /// The result may be downloaded once, then it is deleted (MaskIt style).
     pub download_once: bool,
+    /// Quarter turns to search as well (veil's `detect_rotations`): faces lying on their side
+    /// or upside down in the pixels. Adds to the device's own setting, never removes from it.
+    /// `90,180,270`, `all`, ... (see `veil_models::Rotations`); checked when resolved.
+    pub detect_rotations: Option<String>,
 }
 
 /// The weakest blur a request may ask for: below it a face stays recognisable.
@@ -120,6 +124,10 @@ impl JobOptions {
         };
         asked.validate().map_err(|e| e.to_string())?;
         let categories = crate::categories::category_set(&self.categories)?;
+        let rotations = match &self.detect_rotations {
+            Some(r) => r.parse::<veil_models::Rotations>().map_err(|e| e.to_string())?,
+            None => veil_models::Rotations::NONE,
+        };
         let report = ReportFilter {
             confidence: asked.confidence,
             nms_threshold: asked.nms_threshold,
@@ -135,6 +143,7 @@ impl JobOptions {
             nms_threshold: asked.nms_threshold.max(floor.nms_threshold),
             max_faces: floor.max_faces,
             categories: Some(masked),
+            rotations: floor.rotations.union(rotations),
             ..floor
         };
         let mut style = defaults.style;

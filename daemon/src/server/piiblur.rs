@@ -106,6 +106,7 @@ pub async fn redact(
         strength,
         padding,
         categories,
+        detect_rotations: form.text("detect_rotations").map(str::to_string),
         ..Default::default()
     };
     // Refuse bad values now (422 naming the field), not as a failed job later.

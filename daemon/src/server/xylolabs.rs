@@ -97,6 +97,7 @@ fn detect_options(state: &AppState, query: &[(String, String)], form: &UploadFor
         nms_threshold: nms,
         max_faces: number(query, form, "max_faces")?,
         categories: categories(state, query, form)?,
+        detect_rotations: param(query, form, "detect_rotations").map(str::to_string),
         ..Default::default()
     })
 }
