@@ -19,19 +19,6 @@ fn status(c: &reqwest::blocking::Client, d: &Daemon, id: &str) -> Value {
     resp.json().unwrap()
 }
 
-/// Mean absolute difference of two images inside `b` (x1 y1 x2 y2).
-fn mean_diff(a: &image::RgbImage, b: &image::RgbImage, r: [f32; 4]) -> f64 {
-    let (mut sum, mut n) = (0u64, 0u64);
-    for y in r[1] as u32..r[3] as u32 {
-        for x in r[0] as u32..r[2] as u32 {
-            let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
-            sum += (0..3).map(|i| (p[i] as i32 - q[i] as i32).unsigned_abs() as u64).sum::<u64>();
-            n += 3;
-        }
-    }
-    sum as f64 / n as f64
-}
-
 #[test]
 fn kill_9_mid_batch_loses_no_job_and_leaks_no_original() {
     let tmp = tempfile::tempdir().unwrap();
@@ -85,13 +72,14 @@ fn kill_9_mid_batch_loses_no_job_and_leaks_no_original() {
                 let resp = c.get(d.url(&format!("/v1/download/{id}"))).header("X-API-Key", &d.key).send().unwrap();
                 assert_eq!(resp.status(), 200);
                 let out = image::load_from_memory(&resp.bytes().unwrap()).unwrap().into_rgb8();
-                assert!(mean_diff(&original, &out, face) > 8.0, "job {id}: the face region is not masked");
+                privacy::assert_boxes_masked(&original, &out, &[face], privacy::MAX_DETAIL_KEPT);
             }
             "failed" => assert!(s["error"].as_str().is_some_and(|e| !e.is_empty()), "failed without a reason: {s}"),
             other => panic!("unexpected status {other}"),
         }
     }
-    assert!(completed >= JOBS - 2, "only {completed} of {JOBS} completed: {finals:?}");
+    // One kill interrupts a job at most once, far from jobs.max_attempts: every job completes.
+    assert_eq!(completed, JOBS, "only {completed} of {JOBS} completed: {finals:?}");
     // No original outlives its job (no retention configured), no stray result files.
     let t = Instant::now();
     loop {

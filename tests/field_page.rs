@@ -11,14 +11,6 @@ use common::daemon::Daemon;
 use common::*;
 use serde_json::Value;
 
-/// Every labelled face of `gt` is gone from `image` (the detector finds nothing overlapping it).
-fn assert_faces_hidden(image: &Path, gt: &str) {
-    let found = boxes(&detect_json(image, &[]));
-    for face in ground_truth(gt) {
-        assert!(found.iter().all(|b| iou(*b, face) < 0.3), "face {face:?} still detectable in {}", image.display());
-    }
-}
-
 /// The one member of a zip archive, read by Python's zipfile (which checks the CRC).
 fn unzip_single(zip: &Path) -> (String, Vec<u8>) {
     let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\n\
@@ -62,6 +54,9 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     println!("{}", serde_json::to_string_pretty(&seen).unwrap());
     assert!(seen.get("failure").is_none(), "the browser run failed: {}\ndaemon: {}", seen["failure"], d.log());
     assert_eq!(seen["page_errors"], serde_json::json!([]), "script errors on the page");
+    // The console's only errors are the browser's own notes of the refused wrong key (401).
+    let console: Vec<&str> = seen["console_errors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(console.iter().all(|m| m.contains("401")), "console errors: {console:?}");
 
     // Sign in: a wrong key says so and keeps the app closed; the right key opens it and lives in
     // this tab's sessionStorage only, until logout.
@@ -90,7 +85,7 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     assert_eq!((rw, rh), load_rgb(&upload).dimensions());
     let as_jpeg = tmp.path().join("downloaded.jpg");
     std::fs::write(&as_jpeg, &result).unwrap();
-    assert_faces_hidden(&as_jpeg, "group6.gt");
+    privacy::assert_faces_hidden(&as_jpeg, "group6.gt");
     // Download all: a valid zip holding the same redacted bytes.
     assert_eq!(seen["zip_name"], "veil-redacted.zip");
     let (name, bytes) = unzip_single(&out.join("downloaded.zip"));
@@ -104,6 +99,8 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     }
     assert!(status["Inference"].as_str().unwrap().contains("ms median"), "{status}");
     assert_eq!(seen["preview_caption"], "Live, redacted on the device");
+    // The preview's pixels: the camera replay's frame with its face hidden.
+    privacy::assert_faces_hidden(&out.join("preview.png"), "astronaut.gt");
     let rows = seen["jobs_rows"].as_array().unwrap();
     assert!(
         rows.iter().any(|r| r[0] == "group6.jpg" && r[1] == "completed" && r[2] == labelled.to_string().as_str()),

@@ -78,7 +78,7 @@ fn a_25_megapixel_photo_is_redacted_in_full_by_the_sync_route() {
     assert!((6..=40).contains(&masked), "{masked} masks");
     let after = image::load_from_memory(&body).unwrap().into_rgb8();
     assert_eq!(after.dimensions(), (6016, 4160), "masks are drawn on the full-resolution photo");
-    privacy::assert_boxes_masked(&before, &after, &truth, 0.35);
+    privacy::assert_boxes_masked(&before, &after, &truth, privacy::MAX_DETAIL_KEPT);
 }
 
 /// A flat 16-bit RGBA PNG of `side` x `side` (compresses to almost nothing).
@@ -223,42 +223,6 @@ fn webhook_and_photo_urls_cannot_reach_the_device_or_metadata_in_any_disguise() 
         let v: serde_json::Value = resp.json().unwrap();
         assert_eq!((status, v[0]["cd"].as_u64()), (400, Some(1014)), "{url}: {v}");
     }
-}
-
-/// Open a raw upload to `path` with `key` that announces `len` bytes and sends 10 of them every
-/// half second (far under any rate limit); returns what the server finally answers.
-fn trickle_upload(addr: String, path: &'static str, key: String, len: usize) -> std::thread::JoinHandle<(u16, String)> {
-    use std::io::{Read, Write};
-    std::thread::spawn(move || {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {len}\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = Vec::new();
-        let started = std::time::Instant::now();
-        let mut writable = true;
-        while started.elapsed() < Duration::from_secs(60) {
-            // Once the server stops reading, what it answered is still to be read.
-            writable = writable && s.write_all(&[0u8; 10]).is_ok();
-            let mut buf = [0u8; 4096];
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    answer.extend_from_slice(&buf[..n]);
-                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && !answer.ends_with(b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-        let text = String::from_utf8_lossy(&answer).to_string();
-        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        (status, text)
-    })
 }
 
 #[test]
@@ -415,7 +379,7 @@ fn faces_on_their_side_are_masked_when_rotations_are_searched() {
     assert_eq!(covered(&truth, &detect("?detect_rotations=90,180,270")), truth.len());
     let (status, _, body) = mask(&d, "s.png", png_bytes(&sideways), "image/png", "?detect_rotations=all&format=png");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    privacy::assert_boxes_masked(&sideways, &image::load_from_memory(&body).unwrap().into_rgb8(), &truth, 0.35);
+    privacy::assert_boxes_masked(&sideways, &image::load_from_memory(&body).unwrap().into_rgb8(), &truth, privacy::MAX_DETAIL_KEPT);
     // A bad turn is a 422 naming the field.
     let (status, _, body) = mask(&d, "s.png", png_bytes(&sideways), "image/png", "?detect_rotations=45");
     assert_eq!(status, 422);
@@ -437,6 +401,6 @@ fn a_camera_mounted_on_its_side_is_turned_upright_before_detection() {
     let spooled = spooled_jpegs(&state.join("spool"), 1);
     let out = load_rgb(&spooled[0]);
     assert_eq!(out.dimensions(), upright.dimensions(), "the spooled frame is upright");
-    privacy::assert_boxes_masked(&upright, &out, &ground_truth("group6.gt"), 0.35);
+    privacy::assert_boxes_masked(&upright, &out, &ground_truth("group6.gt"), privacy::MAX_DETAIL_KEPT);
     drop(d);
 }

@@ -10,6 +10,7 @@ pub mod webhook_receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -61,22 +62,22 @@ pub fn spooled_jpegs(dir: &Path, n: usize) -> Vec<PathBuf> {
             .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect())
             .unwrap_or_default();
         files.sort();
-        if files.len() >= n || started.elapsed() > std::time::Duration::from_secs(30) {
+        if files.len() >= n || started.elapsed() > Duration::from_secs(30) {
             return files;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Call `f` every 100 ms until it returns something; fail the test after `limit`.
-pub fn poll_for<T>(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn poll_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let started = std::time::Instant::now();
     loop {
         if let Some(v) = f() {
             return v;
         }
         assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -124,4 +125,40 @@ pub fn detect_json(path: &Path, extra: &[&str]) -> serde_json::Value {
 
 pub fn load_rgb(path: &Path) -> image::RgbImage {
     image::open(path).unwrap().into_rgb8()
+}
+
+/// Open a raw upload to `path` with `key` that announces `len` bytes and sends 10 of them every
+/// half second (far under any rate limit); returns what the server finally answers.
+pub fn trickle_upload(addr: String, path: &'static str, key: String, len: usize) -> std::thread::JoinHandle<(u16, String)> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {len}\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let started = std::time::Instant::now();
+        let mut writable = true;
+        while started.elapsed() < Duration::from_secs(60) {
+            // Once the server stops reading, what it answered is still to be read.
+            writable = writable && s.write_all(&[0u8; 10]).is_ok();
+            let mut buf = [0u8; 4096];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && !answer.ends_with(b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, text)
+    })
 }

@@ -7,6 +7,9 @@ a, b = (json.load(open(p)) for p in sys.argv[1:3])
 a = a if isinstance(a, list) else [a]
 b = b if isinstance(b, list) else [b]
 assert len(a) == len(b), f"{len(a)} vs {len(b)} images"
+# Agreement on nothing proves nothing: the photos hold faces, and each build must find them.
+assert sum(len(x["detections"]) for x in a) > 0, "no face found on x86"
+assert sum(len(y["detections"]) for y in b) > 0, "no face found on aarch64"
 for x, y in zip(a, b):
     dx, dy = x["detections"], y["detections"]
     assert len(dx) == len(dy), f"{x['file']}: {len(dx)} faces on x86, {len(dy)} on aarch64"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the unit tests of every workspace crate for aarch64 with Debian's rustc and run each test
+# Build the unit tests of every workspace crate (and the integration tests of models/ and camera/) for aarch64 with Debian's rustc and run each test
 # binary under qemu-aarch64, from its crate's directory as `cargo test` would. Release profile, not
 # the board binary's `dist`: one single-unit fat-LTO link per test binary would cost more than the
 # tests themselves.
@@ -20,6 +20,17 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(os.path.dirname(m["manifest_path"]), m["executable"])
 ' > "$list"
+# And the integration tests of the crates below the binary (int8 agreement on real photos, the
+# model files' hashes, the camera sources): the daemon's own need a running daemon and stay on x86.
+/usr/bin/cargo test --release --target $TARGET --target-dir $DIR -p veil-models -p veil-camera --test '*' --no-run \
+  --message-format=json-render-diagnostics \
+  | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(os.path.dirname(m["manifest_path"]), m["executable"])
+' >> "$list"
 [ -s "$list" ] || { echo "no aarch64 test binaries were built"; exit 1; }
 total=0
 while read -r crate_dir exe; do
@@ -31,4 +42,4 @@ while read -r crate_dir exe; do
   passed=$(echo "$summary" | sed -E 's/.* ([0-9]+) passed.*/\1/')
   total=$((total + passed))
 done < "$list"
-echo "aarch64: $total unit tests passed in $(wc -l < "$list") crates"
+echo "aarch64: $total tests passed in $(wc -l < "$list") test binaries"

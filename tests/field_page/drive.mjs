@@ -68,6 +68,17 @@ try {
   seen.status = await page.$$eval('#status dt', (dts) => Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
   await page.waitForFunction(() => (document.getElementById('preview').src || '').startsWith('blob:'), null, { timeout: 60_000 });
   seen.preview_caption = await page.textContent('#preview-state');
+  // The preview's own pixels (the frame the device sent, at its size), for the test to judge.
+  await page.waitForFunction(() => document.getElementById('preview').complete && document.getElementById('preview').naturalWidth > 0);
+  const previewPng = await page.evaluate(() => {
+    const img = document.getElementById('preview');
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    canvas.getContext('2d').drawImage(img, 0, 0);
+    return canvas.toDataURL('image/png');
+  });
+  writeFileSync(`${out}/preview.png`, Buffer.from(previewPng.split(',')[1], 'base64'));
 
   // README's screenshot shows only what the device sent (redacted); then the local comparison.
   await page.screenshot({ path: `${out}/field-page.png`, fullPage: true });
