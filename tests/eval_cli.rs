@@ -80,6 +80,37 @@ fn the_default_operating_point_finds_small_faces_the_old_one_missed() {
 }
 
 #[test]
+fn faces_of_16_px_in_a_4k_frame_are_found_through_the_tiles() {
+    // A 3840x2160 frame (tiled: no single network input holds it) with twelve copies of the
+    // group photo shrunk so each face is about 16 px wide, spread over the frame and across
+    // the tiles' seams.
+    let tmp = tempfile::tempdir().unwrap();
+    let group = load_rgb(&photo("group6.jpg"));
+    let cell = 205u32;
+    let f = cell as f32 / group.width() as f32;
+    let ch = (group.height() as f32 * f).round() as u32;
+    let small = image::imageops::resize(&group, cell, ch, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::from_pixel(3840, 2160, image::Rgb([96, 104, 98]));
+    let mut lines = Vec::new();
+    for r in 0..3u32 {
+        for c in 0..4u32 {
+            let (x0, y0) = (60 + c * 1000, 100 + r * 720);
+            image::imageops::replace(&mut frame, &small, x0 as i64, y0 as i64);
+            for b in ground_truth("group6.gt") {
+                let (x, y) = (x0 as f32 + b[0] * f, y0 as f32 + b[1] * f);
+                lines.push(format!("{x} {y} {} {} 0 0 0 0 0 0 hard", (b[2] - b[0]) * f, (b[3] - b[1]) * f));
+            }
+        }
+    }
+    std::fs::create_dir_all(tmp.path().join("images")).unwrap();
+    frame.save(tmp.path().join("images/frame4k.png")).unwrap();
+    std::fs::write(tmp.path().join("gt_wider_format.txt"), format!("frame4k.png\n{}\n{}\n", lines.len(), lines.join("\n"))).unwrap();
+    let s = &eval_json(tmp.path(), &[])["score"];
+    assert_eq!(s["faces_hard"], 72);
+    assert!(s["recall_hard"].as_f64().unwrap() >= 0.95, "{s}");
+}
+
+#[test]
 fn plate_labels_are_scored_per_region_with_coverage() {
     // The face detector on a plate-format set whose "plates" are the labelled faces grown by half
     // their size on every side: the face boxes alone cover a quarter of each, padded by half

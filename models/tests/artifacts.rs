@@ -34,18 +34,31 @@ fn photo(name: &str) -> image::RgbImage {
     image::open(&p).unwrap_or_else(|e| panic!("{}: {e} (run `make fixtures`)", p.display())).into_rgb8()
 }
 
+/// Faces a person counts in each fixture photo (`mask_white` is a surgical mask on its own,
+/// `coffee` a cup: false positives there count as misses of the detector, not of int8).
+const FACES: [(&str, usize); 5] =
+    [("group6.jpg", 6), ("astronaut.png", 1), ("camera.png", 1), ("mask_white.jpg", 0), ("coffee.png", 0)];
+
 #[test]
 fn int8_finds_what_fp32_finds_on_real_photos() {
     let reg = Registry::default();
     let fp32 = reg.create("centerface", Precision::Fp32, 1).unwrap();
     let int8 = reg.create("centerface", Precision::Int8, 1).unwrap();
-    let params = veil_models::DetectParams::default();
+    // Each photo as one network input at its own size: the comparison is of the two networks, and
+    // the upscaled pyramid would only multiply the (emulated) cost.
+    let params = veil_models::DetectParams { scale: veil_models::DetectScale::Native, ..Default::default() };
     let (mut reference, mut matched, mut extra) = (0, 0, 0);
-    for name in ["group6.jpg", "astronaut.png", "camera.png", "mask_white.jpg", "coffee.png"] {
+    // The emulated aarch64 run (tests/cross/unit_tests.sh) names a smaller set: under qemu every
+    // photo costs minutes. Each photo's own face count is asserted, so a subset still judges.
+    let all = "group6.jpg astronaut.png camera.png mask_white.jpg coffee.png";
+    let names = std::env::var("VEIL_INT8_PHOTOS").unwrap_or_else(|_| all.into());
+    for name in names.split_whitespace() {
         let img = photo(name);
         let view = veil_models::RgbImage::new(img.as_raw(), img.width(), img.height()).unwrap();
         let a = fp32.detect(&view, &params).unwrap().detections;
         let b = int8.detect(&view, &params).unwrap().detections;
+        let expected = FACES.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name}: no count")).1;
+        assert_eq!(a.len(), expected, "{name}: faces found by fp32 vs faces in the photo");
         reference += a.len();
         matched += a.iter().filter(|d| b.iter().any(|e| e.bbox.iou(&d.bbox) >= 0.5)).count();
         extra += b.iter().filter(|e| !a.iter().any(|d| e.bbox.iou(&d.bbox) >= 0.5)).count();
@@ -56,7 +69,6 @@ fn int8_finds_what_fp32_finds_on_real_photos() {
             }
         }
     }
-    assert!(reference >= 8, "expected the fixture faces, fp32 found {reference}");
     assert_eq!(matched, reference, "int8 missed faces fp32 found");
     assert_eq!(extra, 0, "int8 found faces fp32 did not");
 }

@@ -89,10 +89,17 @@ pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next:
     }
     let style = ApiStyle::for_path(req.uri().path());
     let key = presented_key(req.headers());
-    let bucket = key.as_deref().map(|k| format!("key:{k}")).unwrap_or_else(|| "anonymous".into());
-    let Some(_key_slot) = limits.take_key_slot(&bucket) else {
-        let message = format!("Too many requests in flight for this key (at most {}); retry shortly", limits.per_key);
-        return limits.busy(style, key, message).await;
+    // Without keys (`api.auth = false`) there is nobody to share among: the global pool only.
+    // Callers without a key are refused by the key check before they read a byte of body.
+    let _key_slot = if limits.auth.enabled {
+        let bucket = key.as_deref().map(|k| format!("key:{k}")).unwrap_or_else(|| "anonymous".into());
+        let Some(slot) = limits.take_key_slot(&bucket) else {
+            let message = format!("Too many requests in flight for this key (at most {}); retry shortly", limits.per_key);
+            return limits.busy(style, key, message).await;
+        };
+        Some(slot)
+    } else {
+        None
     };
     let Ok(_permit) = limits.permits.clone().try_acquire_owned() else {
         return limits.busy(style, key, "Too many requests in flight; retry shortly".into()).await;
