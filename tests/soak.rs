@@ -19,6 +19,23 @@ fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
 }
 
+/// GET `path` with `key`, waiting out 429s (the checks below make hundreds of requests on one key,
+/// past its per-minute rate); anything else but 200 fails the test with the body.
+fn get_ok(c: &Client, d: &Daemon, path: &str) -> reqwest::blocking::Response {
+    let started = Instant::now();
+    loop {
+        let resp = c.get(d.url(path)).bearer_auth(&d.key).send().unwrap();
+        let status = resp.status().as_u16();
+        if status == 429 && started.elapsed() < Duration::from_secs(180) {
+            let wait: u64 = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1);
+            std::thread::sleep(Duration::from_secs(wait.clamp(1, 60)));
+            continue;
+        }
+        assert_eq!(status, 200, "GET {path}: {}", resp.text().unwrap_or_default());
+        return resp;
+    }
+}
+
 fn rss_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let kb: f64 = status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -159,24 +176,25 @@ fn mixed_load_with_a_kill_9_loses_nothing_and_stays_within_bounds() {
     // Every queued job ends completed, its result redacted; nothing of it stays on disk.
     let c = client();
     let started = Instant::now();
-    let finals: Vec<Value> = loop {
-        let all: Vec<Value> = seen
-            .jobs
-            .iter()
-            .map(|id| c.get(d.url(&format!("/api/v1/media/{id}"))).bearer_auth(&d.key).send().unwrap().json().unwrap())
-            .collect();
-        if all.iter().all(|v| v["status"] == "completed" || v["status"] == "failed") {
-            break all;
-        }
-        assert!(started.elapsed() < Duration::from_secs(240), "jobs still unfinished");
+    let (mut pending, mut finals) = (seen.jobs.clone(), Vec::<Value>::new());
+    while !pending.is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(240), "{} jobs still unfinished", pending.len());
+        pending.retain(|id| {
+            let v: Value = get_ok(&c, &d, &format!("/api/v1/media/{id}")).json().unwrap();
+            let done = v["status"] == "completed" || v["status"] == "failed";
+            if done {
+                finals.push(v);
+            }
+            !done
+        });
         std::thread::sleep(Duration::from_millis(500));
-    };
+    }
     let astronaut = load_rgb(&photo("astronaut.png"));
     for v in &finals {
         assert_eq!(v["status"], "completed", "{v}");
         if v["width"] == astronaut.width() {
             let id = v["media_id"].as_str().unwrap();
-            let bytes = c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap().bytes().unwrap();
+            let bytes = get_ok(&c, &d, &format!("/api/v1/media/{id}/download")).bytes().unwrap();
             let out = image::load_from_memory(&bytes).unwrap().into_rgb8();
             privacy::assert_boxes_masked(&astronaut, &out, &ground_truth("astronaut.gt"), privacy::MAX_DETAIL_KEPT);
         }
