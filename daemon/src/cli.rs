@@ -265,9 +265,23 @@ pub struct RedactCmd {
     /// JPEG quality 1..100.
     #[arg(long, default_value_t = 90)]
     pub quality: u8,
-    /// Keep EXIF (orientation reset, thumbnail, MakerNote and every GPS field still removed).
+    /// Keep EXIF (orientation reset, thumbnail, MakerNote and every GPS field still removed); for
+    /// videos, the container's tags (geo-location still removed).
     #[arg(long)]
     pub keep_metadata: bool,
+    /// Videos: encoding quality 1..100 (higher is better; 80 is x264 constant quality 18).
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub video_quality: u8,
+    /// Videos: a GStreamer encoder element instead of x264enc (mp4, mov, mkv) or vp9enc (webm),
+    /// e.g. v4l2h264enc on a Raspberry Pi 4 or nvv4l2h264enc on a Jetson.
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// Videos: copy the audio as it is (never decoded), or drop it.
+    #[arg(long, value_enum, default_value = "copy")]
+    pub audio: crate::video::AudioMode,
+    /// Videos: fail the file if one frame's detection takes longer than this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub frame_timeout: u64,
     #[command(flatten)]
     pub detector: DetectorArgs,
     #[command(flatten)]

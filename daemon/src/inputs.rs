@@ -1,5 +1,5 @@
-//! Expanding command-line inputs (files and directories, recursively) into image files, and
-//! mapping each to its output path.
+//! Expanding command-line inputs (files and directories, recursively) into image and video
+//! files, and mapping each to its output path.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ pub struct InputFile {
 
 fn is_image(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        || crate::video::is_video(p)
 }
 
 /// Expand `args`: files as given (relative path = file name), directories walked recursively

@@ -25,4 +25,5 @@ pub mod store;
 pub mod swappable_detector;
 pub mod systemd;
 pub mod telemetry;
+pub mod video;
 pub mod webhooks;

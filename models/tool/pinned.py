@@ -204,7 +204,8 @@ def fixtures(dest: str, cache_dir: str) -> list:
 
 
 def sequences(dest: str, cache_dir: str) -> list:
-    """Decode each pinned video's frames [first, first + count) to DEST/NAME/NNNN.png."""
+    """Copy each pinned video to DEST/NAME.mp4 and decode its frames [first, first + count) to
+    DEST/NAME/NNNN.png."""
     import subprocess
     import tempfile
     out = []
@@ -212,11 +213,20 @@ def sequences(dest: str, cache_dir: str) -> list:
         target = os.path.join(dest, name)
         done = os.path.join(target, ".complete")
         out.append(target)
-        if os.path.exists(done):
+        # The video itself too, for the video redaction tests (DEST/NAME.mp4).
+        clip = os.path.join(dest, name + ".mp4")
+        if os.path.exists(done) and os.path.exists(clip):
             continue
         video = member(fetch(entry, cache_dir), path)
         if sha256(video) != digest:
             raise SystemExit(f"{name}: video sha256 mismatch")
+        if not os.path.exists(clip):
+            os.makedirs(dest, exist_ok=True)
+            with open(clip + ".part", "wb") as f:
+                f.write(video)
+            os.replace(clip + ".part", clip)
+        if os.path.exists(done):
+            continue
         ffmpeg = os.path.join(cache_dir, "ffmpeg-7.0.2")
         if not os.path.exists(ffmpeg):
             data = member(fetch("imageio-ffmpeg-wheel", cache_dir), FFMPEG_MEMBER)

