@@ -7,8 +7,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use common::daemon::Daemon;
 use common::*;
+use reqwest::blocking::multipart::{Form, Part};
+use serde_json::Value;
 
 fn clip() -> PathBuf {
     let p = root().join("tests/fixtures/cache/sequences/carphone.mp4");
@@ -73,6 +77,14 @@ fn frames_of(video: &Path, dir: &Path) -> Vec<PathBuf> {
     frames
 }
 
+/// How many frames `video` decodes to (written as thumbnails: cheap, and counted on disk).
+fn frame_count(video: &Path, dir: &Path) -> usize {
+    std::fs::create_dir_all(dir).unwrap();
+    let (src, dst) = (format!("location={}", video.display()), format!("location={}/%04d.png", dir.display()));
+    gst_launch(&["filesrc", &src, "!", "decodebin", "!", "videoscale", "!", "video/x-raw,width=32,height=18", "!", "videoconvert", "!", "pngenc", "!", "multifilesink", &dst]);
+    std::fs::read_dir(dir).unwrap().count()
+}
+
 /// The audio track's compressed frames, as the demuxer hands them out.
 fn aac_payload(video: &Path, out: &Path) -> Vec<u8> {
     let (src, dst) = (format!("location={}", video.display()), format!("location={}", out.display()));
@@ -88,20 +100,13 @@ fn leftovers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_video_is_redacted_every_frame_with_its_audio_copied_and_its_metadata_and_gps_gone() {
-    let tmp = tempfile::tempdir().unwrap();
-    let input = clip_with_audio_title_and_gps(tmp.path());
-    let raw = std::fs::read(&input).unwrap();
-    assert!(contains(&raw, b"\xa9xyz") && contains(&raw, b"Eiffel"), "the test clip carries GPS and a title");
-    let out = tmp.path().join("out/rig.mp4");
-    let run = veil_ok(&["redact", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    let said = String::from_utf8_lossy(&run.stderr);
-    assert!(said.contains("120 frames"), "{said}");
-
+/// `out` is the carphone clip redacted: 120 frames of its size; in every 10th the face the second
+/// detector finds in the original is masked (changed, detail gone) and no longer found; the rest
+/// of the picture is kept.
+fn assert_carphone_redacted(out: &Path, tmp: &Path) {
     // The same frames, size and count; each sampled frame's face hidden from a second detector.
     let originals: Vec<PathBuf> = (0..120).map(|i| root().join(format!("tests/fixtures/cache/sequences/carphone/{i:04}.png"))).collect();
-    let redacted = frames_of(&out, &tmp.path().join("frames"));
+    let redacted = frames_of(out, &tmp.join("frames"));
     assert_eq!(redacted.len(), 120, "frame count");
     let sampled: Vec<usize> = (0..120).step_by(10).collect();
     let detect_all = |paths: Vec<&Path>| -> Vec<Vec<[f32; 4]>> {
@@ -123,6 +128,21 @@ fn a_video_is_redacted_every_frame_with_its_audio_copied_and_its_metadata_and_gp
     // Away from the face the picture is the picture (encoded, not blanked).
     let (a, b) = (load_rgb(&originals[0]), load_rgb(&redacted[0]));
     assert!(privacy::mean_abs_diff(&a, &b, [0.0, 110.0, 50.0, 144.0]) < 12.0, "the frame outside the face is kept");
+
+}
+
+#[test]
+fn a_video_is_redacted_every_frame_with_its_audio_copied_and_its_metadata_and_gps_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = clip_with_audio_title_and_gps(tmp.path());
+    let raw = std::fs::read(&input).unwrap();
+    assert!(contains(&raw, b"\xa9xyz") && contains(&raw, b"Eiffel"), "the test clip carries GPS and a title");
+    let out = tmp.path().join("out/rig.mp4");
+    let run = veil_ok(&["redact", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(said.contains("120 frames"), "{said}");
+
+    assert_carphone_redacted(&out, tmp.path());
 
     // Audio: the same compressed frames, never decoded.
     let (ain, aout) = (aac_payload(&input, &tmp.path().join("in.aac")), aac_payload(&out, &tmp.path().join("out.aac")));
@@ -199,4 +219,138 @@ fn a_stalled_detection_a_broken_file_or_no_video_fail_the_file_and_leave_nothing
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("no video stream"), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(!out.exists() && leftovers(&out_dir).is_empty());
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+}
+
+/// `POST /api/v1/media/redact` with one file: (status, JSON body).
+fn upload(d: &Daemon, path: &Path, mime: &str) -> (u16, Value) {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let part = Part::bytes(std::fs::read(path).unwrap()).file_name(name).mime_str(mime).unwrap();
+    let form = Form::new().part("file", part).text("pii_categories[]", "faces");
+    let resp = client().post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+fn media(d: &Daemon, id: &str) -> Value {
+    let resp = client().get(d.url(&format!("/api/v1/media/{id}"))).bearer_auth(&d.key).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().unwrap()
+}
+
+fn finished(d: &Daemon, id: &str, limit: Duration) -> Value {
+    poll_for("the media job", limit, || {
+        let m = media(d, id);
+        (m["status"] == "completed" || m["status"] == "failed").then_some(m)
+    })
+}
+
+#[test]
+fn piiblur_takes_video_jobs_with_progress_limits_a_streamed_result_and_photos_never_wait_behind_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("veil.toml");
+    std::fs::write(&cfg, "[api]\nmax_video_seconds = 12\nmax_video_megabytes = 2\n[jobs]\nworkers = 1\n").unwrap();
+    let state = tmp.path().join("state");
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mut d = Daemon::start(&state, &args);
+
+    // Refused at the door: too long (a 15 s clip), too big (3 MB), no video stream; each in
+    // PiiBlur's error shape, nothing queued.
+    let long = tmp.path().join("long.mp4");
+    let dst = format!("location={}", long.display());
+    gst_launch(&["videotestsrc", "num-buffers=150", "!", "video/x-raw,width=64,height=48,framerate=10/1", "!", "x264enc", "!", "mp4mux", "!", "filesink", &dst]);
+    let (s, body) = upload(&d, &long, "video/mp4");
+    assert_eq!(s, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("max_video_seconds"), "{body}");
+    let mut big = std::fs::read(clip()).unwrap();
+    big.resize(3 << 20, 0);
+    let big_path = tmp.path().join("big.mp4");
+    std::fs::write(&big_path, &big).unwrap();
+    let (s, body) = upload(&d, &big_path, "video/mp4");
+    assert_eq!(s, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("video"), "{body}");
+    let audio = tmp.path().join("audio.mp4");
+    let dst = format!("location={}", audio.display());
+    gst_launch(&["audiotestsrc", "num-buffers=50", "!", "audioconvert", "!", "avenc_aac", "!", "mp4mux", "!", "filesink", &dst]);
+    let (s, body) = upload(&d, &audio, "video/mp4");
+    assert_eq!(s, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no video stream"), "{body}");
+
+    // A rig's clip (audio, title, GPS): queued as a video, redacted, streamed back.
+    let rig = clip_with_audio_title_and_gps(tmp.path());
+    let (s, body) = upload(&d, &rig, "video/mp4");
+    assert_eq!((s, body["media_type"].as_str()), (201, Some("video")), "{body}");
+    let id = body["media_id"].as_str().unwrap().to_string();
+    let m = finished(&d, &id, Duration::from_secs(120));
+    assert_eq!(m["status"], "completed", "{m}");
+    assert_eq!((m["frames"].as_i64(), m["frames_done"].as_i64(), m["progress"].as_f64()), (Some(120), Some(120), Some(1.0)), "{m}");
+    // The container's length is its longest stream (the audio track runs 4.64 s).
+    let duration = m["duration_s"].as_f64().unwrap();
+    assert!((4.0..4.8).contains(&duration), "{m}");
+    assert_eq!((m["width"].as_i64(), m["height"].as_i64()), (Some(176), Some(144)), "{m}");
+    let resp = client().get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "video/mp4");
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().contains("redacted-rig.mp4"));
+    let out = tmp.path().join("api-out.mp4");
+    std::fs::write(&out, resp.bytes().unwrap()).unwrap();
+    assert_carphone_redacted(&out, &tmp.path().join("api"));
+    let (ain, aout) = (aac_payload(&rig, &tmp.path().join("in.aac")), aac_payload(&out, &tmp.path().join("out.aac")));
+    assert!(ain.len() > 10_000 && ain == aout, "the audio is copied bit for bit");
+    let written = std::fs::read(&out).unwrap();
+    assert!(!contains(&written, b"\xa9xyz") && !contains(&written, b"+48.8584") && !contains(&written, b"Eiffel"));
+    let originals = state.join("jobs/originals");
+    assert_eq!(std::fs::read_dir(&originals).unwrap().count(), 0, "the uploaded original is deleted");
+    let usage: Value = client().get(d.url("/api/v1/usage")).bearer_auth(&d.key).send().unwrap().json().unwrap();
+    assert!((usage["video_minutes"].as_f64().unwrap() - duration / 60.0).abs() < 0.006, "{usage}");
+    let listed: Value =
+        client().get(d.url("/api/v1/media?media_type=video")).bearer_auth(&d.key).send().unwrap().json().unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+
+    // A long clip (bikes, 10 s at 720p) takes the video worker; a photo sent meanwhile is done
+    // while the clip is still going (one photo worker, and it is not stuck behind the video).
+    let bikes = root().join("tests/fixtures/cache/sequences/bikes.mp4");
+    let (s, body) = upload(&d, &bikes, "video/mp4");
+    assert_eq!(s, 201, "{body}");
+    let vid = body["media_id"].as_str().unwrap().to_string();
+    poll_for("the video to start", Duration::from_secs(60), || (media(&d, &vid)["frames_done"].as_i64() > Some(0)).then_some(()));
+    let part = Part::bytes(std::fs::read(photo("astronaut.png")).unwrap()).file_name("a.png").mime_str("image/png").unwrap();
+    let form = Form::new().part("file", part).text("pii_categories[]", "faces");
+    let body: Value =
+        client().post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap().json().unwrap();
+    assert_eq!(body["media_type"], "image", "{body}");
+    let photo_job = finished(&d, body["media_id"].as_str().unwrap(), Duration::from_secs(60));
+    assert_eq!(photo_job["status"], "completed");
+    let v = media(&d, &vid);
+    assert_eq!(v["status"], "processing", "the photo finished while the video ran: {v}");
+    let progress = v["progress"].as_f64().unwrap();
+    assert!(progress > 0.0 && progress < 1.0, "{v}");
+    let resp = client().get(d.url(&format!("/api/v1/media/{vid}/download"))).bearer_auth(&d.key).send().unwrap();
+    assert_eq!(resp.status(), 409, "nothing is served before the end");
+
+    // kill -9 mid-clip: nothing half-written is served; the next start runs the job again.
+    let old_pid = d.child.id();
+    d.kill9();
+    let results = state.join("jobs/results");
+    assert!(!results.join(format!("{vid}.mp4")).exists(), "no result before the end");
+    let d = Daemon::start_with_key(&state, d.key.clone(), &args);
+    let leftovers: Vec<String> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(&format!(".{old_pid}.partial")))
+        .collect();
+    assert!(leftovers.is_empty(), "the killed run's half-written file is removed at start: {leftovers:?}");
+    let v = finished(&d, &vid, Duration::from_secs(300));
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(v["frames_done"], 250, "{v}");
+    let resp = client().get(d.url(&format!("/api/v1/media/{vid}/download"))).bearer_auth(&d.key).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let len: u64 = resp.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let out = tmp.path().join("bikes-out.mp4");
+    std::fs::write(&out, resp.bytes().unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), len);
+    assert_eq!(frame_count(&out, &tmp.path().join("bikes-frames")), 250, "every frame of the clip");
 }

@@ -278,6 +278,11 @@ pub struct ApiConfig {
     pub rate_per_day: u32,
     /// Largest request body; bigger uploads get 413.
     pub max_upload_megabytes: u64,
+    /// Largest video upload (PiiBlur's `POST /api/v1/media/redact`; spooled to disk as it
+    /// arrives, never held in memory); bigger gets 413.
+    pub max_video_megabytes: u64,
+    /// Longest video upload, by its container's duration; longer gets 413 before it is queued.
+    pub max_video_seconds: u64,
     /// Largest image (pixels) an upload may decode to.
     pub max_image_megapixels: u64,
     /// Memory for photos being processed at once (each reserves about 8 bytes a pixel plus
@@ -314,6 +319,8 @@ impl Default for ApiConfig {
             rate_per_minute: 600,
             rate_per_day: 100_000,
             max_upload_megabytes: 25,
+            max_video_megabytes: 500,
+            max_video_seconds: 600,
             max_image_megapixels: 100,
             max_decode_megabytes: 0,
             request_timeout_s: 120,
@@ -528,6 +535,12 @@ impl Config {
         let a = &self.api;
         if a.max_upload_megabytes == 0 || a.max_upload_megabytes > 1024 {
             anyhow::bail!("api.max_upload_megabytes must be within 1..1024");
+        }
+        if a.max_video_megabytes == 0 || a.max_video_megabytes > 16384 {
+            anyhow::bail!("api.max_video_megabytes must be within 1..16384");
+        }
+        if a.max_video_seconds == 0 || a.max_video_seconds > 24 * 3600 {
+            anyhow::bail!("api.max_video_seconds must be within 1..86400");
         }
         if a.max_image_megapixels == 0 || a.max_image_megapixels > 1000 {
             anyhow::bail!("api.max_image_megapixels must be within 1..1000");

@@ -290,6 +290,7 @@ fn start_services(
     let webhook_policy = Arc::new(webhook_settings.policy.clone());
     let api = Arc::new(ApiSettings {
         max_upload_bytes: (config.api.max_upload_megabytes as usize) << 20,
+        max_video_bytes: (config.api.max_video_megabytes as usize) << 20,
         photo_url_fetch: config.api.photo_url_fetch,
         backends: registry.list().iter().map(|b| format!("{}-{}", b.name, b.precision)).collect(),
         default_webhook_url: config.webhooks.default_url.clone(),
@@ -369,6 +370,7 @@ fn engine_config(config: &Config, workers: usize) -> EngineConfig {
             0 => crate::jobs::memory_budget::default_limit(),
             mb => mb << 20,
         }),
+        max_video_seconds: config.api.max_video_seconds,
         ..EngineConfig::default()
     }
 }

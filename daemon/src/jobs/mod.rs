@@ -8,6 +8,7 @@ pub mod options;
 pub mod process;
 mod queue;
 mod retention;
+mod video_jobs;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,7 @@ use veil_models::Detector;
 
 pub use options::{JobDefaults, JobOptions, ResolvedOptions};
 pub use process::{ProcessError, ProcessTimings, Processed};
+pub use video_jobs::{mime as video_mime, VideoUpload};
 use queue::{InlineTask, Task, WorkQueue};
 
 use crate::pipeline::controls::LiveTuning;
@@ -83,6 +85,8 @@ pub struct EngineConfig {
     pub always_mask: veil_models::CategorySet,
     /// Memory for photos in flight (`api.max_decode_megabytes`).
     pub memory: std::sync::Arc<memory_budget::MemoryBudget>,
+    /// Longest video upload accepted (`api.max_video_seconds`).
+    pub max_video_seconds: u64,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +104,7 @@ impl Default for EngineConfig {
             sweep_interval: Duration::from_secs(30),
             always_mask: [veil_models::Category::Face].into_iter().collect(),
             memory: memory_budget::MemoryBudget::new(memory_budget::default_limit()),
+            max_video_seconds: 600,
         }
     }
 }
@@ -111,6 +116,11 @@ pub enum SubmitError {
     BadImage(#[from] PhotoError),
     #[error("{0}")]
     BadOptions(String),
+    /// Not a video GStreamer can demux, or no video stream in it.
+    #[error("{0}")]
+    BadVideo(String),
+    #[error("the video is {seconds:.1} s long; this device takes at most {max} s (api.max_video_seconds)")]
+    VideoTooLong { seconds: f64, max: u64 },
     #[error("{0} jobs are waiting; try again later")]
     QueueFull(usize),
     #[error("cannot store the upload: {0}")]
@@ -236,8 +246,12 @@ impl JobEngine {
             });
             shared.after_finish(&id, result.as_deref());
         }
-        for id in shared.store.queued_job_ids()? {
-            shared.queue.push_stored(id);
+        for (id, video) in shared.store.queued_jobs()? {
+            if video {
+                shared.queue.push_video(id);
+            } else {
+                shared.queue.push_stored(id);
+            }
         }
         retention::remove_orphans(&shared)?;
         let mut threads = Vec::new();
@@ -245,6 +259,9 @@ impl JobEngine {
             let s = shared.clone();
             threads.push(std::thread::Builder::new().name(format!("veil-job-{i}")).spawn(move || s.work())?);
         }
+        // One worker for videos beside the photo workers: a long clip never holds up a photo.
+        let s = shared.clone();
+        threads.push(std::thread::Builder::new().name("veil-job-video".into()).spawn(move || s.video_work())?);
         let s = shared.clone();
         threads.push(std::thread::Builder::new().name("veil-retention".into()).spawn(move || retention::run(&s))?);
         Ok(Arc::new(Self { shared, threads: Mutex::new(threads) }))
@@ -322,6 +339,8 @@ impl JobEngine {
             original_file: &id,
             original_bytes: upload.bytes.len() as i64,
             webhook_url: upload.webhook_url,
+            duration_ms: None,
+            frames: None,
         });
         if let Err(e) = inserted {
             let _ = std::fs::remove_file(&original);

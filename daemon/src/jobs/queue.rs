@@ -1,5 +1,6 @@
 //! The work queue the job workers share: synchronous requests first (a client is waiting on the
-//! connection), then stored jobs in arrival order.
+//! connection), then stored photo jobs in arrival order. Video jobs wait in their own line, taken
+//! only by the video worker, so a ten-minute clip never holds up a photo.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -27,6 +28,7 @@ pub enum Task {
 struct State {
     inline: VecDeque<InlineTask>,
     stored: VecDeque<String>,
+    videos: VecDeque<String>,
     closed: bool,
 }
 
@@ -49,7 +51,29 @@ impl WorkQueue {
         let mut s = self.lock();
         if !s.closed {
             s.stored.push_back(id);
-            self.ready.notify_one();
+            self.ready.notify_all();
+        }
+    }
+
+    pub fn push_video(&self, id: String) {
+        let mut s = self.lock();
+        if !s.closed {
+            s.videos.push_back(id);
+            self.ready.notify_all();
+        }
+    }
+
+    /// The next video job, blocking; `None` once closed.
+    pub fn pop_video(&self) -> Option<String> {
+        let mut s = self.lock();
+        loop {
+            if s.closed {
+                return None;
+            }
+            if let Some(id) = s.videos.pop_front() {
+                return Some(id);
+            }
+            s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -60,7 +84,7 @@ impl WorkQueue {
             return Err(Busy);
         }
         s.inline.push_back(task);
-        self.ready.notify_one();
+        self.ready.notify_all();
         Ok(())
     }
 
@@ -81,8 +105,10 @@ impl WorkQueue {
         }
     }
 
+    /// Stored jobs (photos and videos) not yet taken by a worker.
     pub fn stored_waiting(&self) -> usize {
-        self.lock().stored.len()
+        let s = self.lock();
+        s.stored.len() + s.videos.len()
     }
 
     /// Wake every worker and make them stop; waiting inline requests get no reply (their

@@ -25,6 +25,8 @@ pub fn submit_error(style: ApiStyle, e: SubmitError) -> ApiError {
     match e {
         SubmitError::BadImage(p) => photo_error(style, &p),
         SubmitError::BadOptions(m) => ApiError::unprocessable(style, m),
+        SubmitError::BadVideo(m) => ApiError::unprocessable(style, format!("Unreadable video: {m}")),
+        SubmitError::VideoTooLong { .. } => ApiError::new(style, StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         SubmitError::QueueFull(_) => busy(style, e.to_string()),
         SubmitError::Io(_) | SubmitError::Store(_) => ApiError::internal(style, e.to_string()),
     }

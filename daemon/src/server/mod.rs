@@ -49,6 +49,8 @@ use crate::sinks::preview::PreviewFeed;
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub max_upload_bytes: usize,
+    /// Largest video upload (`api.max_video_megabytes`; PiiBlur's media route only).
+    pub max_video_bytes: usize,
     pub photo_url_fetch: bool,
     /// Every backend as `name-precision`, e.g. `centerface-int8`.
     pub backends: Vec<String>,
@@ -108,6 +110,9 @@ impl AppState {
     }
 }
 
+/// Room for a multipart body's boundaries and text fields beside its file.
+const MULTIPART_MARGIN: usize = 1 << 20;
+
 pub fn router(state: AppState) -> Router {
     let limits = Arc::new(RequestLimits {
         permits: Arc::new(tokio::sync::Semaphore::new(state.api.max_concurrent_requests)),
@@ -123,6 +128,11 @@ pub fn router(state: AppState) -> Router {
         let mut handler = (r.handler)();
         if r.auth {
             handler = handler.route_layer(from_fn_with_state((state.auth.clone(), r.style), require_key));
+        }
+        if r.path == piiblur::MEDIA_UPLOAD_PATH && r.method == "post" {
+            // Videos stream to disk there; the form reader holds photos to the photo limit.
+            let limit = state.api.max_video_bytes.max(state.api.max_upload_bytes) + MULTIPART_MARGIN;
+            handler = handler.layer(DefaultBodyLimit::max(limit));
         }
         match paths.iter_mut().find(|(p, _)| *p == r.path) {
             Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),

@@ -11,14 +11,16 @@ use serde_json::{json, Value};
 use super::api_error::{ApiError, ApiStyle, InStyle};
 use super::auth::Caller;
 use super::cloak::{owned_job, read_result, submit_upload, webhook_url};
-use super::upload_form::{bad_value, UploadForm};
+use super::upload_form::{bad_value, UploadForm, VideoSpool};
 use super::AppState;
-use crate::jobs::JobOptions;
+use crate::jobs::{JobOptions, VideoUpload};
 use crate::store::jobs::{Job, JobFilter, JobStatus};
 use crate::store::rfc3339;
 
 const STYLE: ApiStyle = ApiStyle::PiiBlur;
 const PER_PAGE: i64 = 20;
+/// The upload route, the one that takes videos (its body limit is the video limit).
+pub const MEDIA_UPLOAD_PATH: &str = "/api/v1/media/redact";
 
 /// Every category the PiiBlur API names (what this device finds depends on its backend).
 const KNOWN_CATEGORIES: &[&str] = &[
@@ -75,7 +77,14 @@ pub async fn redact(
     Extension(caller): Extension<Caller>,
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let form = UploadForm::read(mp, STYLE).await?;
+    let spool = VideoSpool {
+        dir: state.engine.spool_dir(),
+        max_video_bytes: state.api.max_video_bytes as u64,
+        max_image_bytes: state.api.max_upload_bytes as u64,
+    };
+    let mut form = UploadForm::read_with(mp, STYLE, Some(&spool)).await?;
+    form.single_file(&["file"], STYLE)?;
+    let video = form.take_video(&["file"]);
     let file = form.single_file(&["file"], STYLE)?;
     let categories = categories(&form, &supported_categories(&state))?;
     let method = form.text("obfuscation_type").or_else(|| form.text("redaction_method")).unwrap_or("blur");
@@ -111,8 +120,36 @@ pub async fn redact(
     };
     // Refuse bad values now (422 naming the field), not as a failed job later.
     options.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
-    let job = submit_upload(&state, caller, ("piiblur", STYLE), file, options, webhook).await?;
-    Ok((StatusCode::CREATED, Json(json!({"media_id": job.id, "status": "queued"}))).into_response())
+    let job = match video {
+        Some(video) => submit_video(&state, caller, file.filename.clone(), video, options, webhook).await?,
+        None => submit_upload(&state, caller, ("piiblur", STYLE), file, options, webhook).await?,
+    };
+    Ok((StatusCode::CREATED, Json(json!({"media_id": job.id, "status": "queued", "media_type": job.media_type}))).into_response())
+}
+
+async fn submit_video(
+    state: &AppState,
+    caller: Caller,
+    filename: Option<String>,
+    video: super::upload_form::SpooledVideo,
+    options: JobOptions,
+    webhook: Option<String>,
+) -> Result<Job, ApiError> {
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        engine.submit_video(VideoUpload {
+            api: "piiblur",
+            key_id: caller.key_id,
+            filename: filename.as_deref(),
+            file: video.path,
+            bytes: video.bytes,
+            options: &options,
+            webhook_url: webhook.as_deref(),
+        })
+    })
+    .await
+    .map_err(|_| ApiError::internal(STYLE, "upload task failed"))?
+    .map_err(|e| super::job_errors::submit_error(STYLE, e))
 }
 
 fn media_json(job: &Job, serve_originals: bool) -> Value {
@@ -143,6 +180,10 @@ fn media_json(job: &Job, serve_originals: bool) -> Value {
         "original_url": original_kept.then(|| format!("/api/v1/media/{}/original", job.id)),
         "original_deleted_at": job.original_deleted_at.map(rfc3339),
         "result_deleted_at": job.result_deleted_at.map(rfc3339),
+        "duration_s": job.duration_ms.map(|ms| ms as f64 / 1000.0),
+        "frames": job.frames,
+        "frames_done": job.frames_done,
+        "progress": (job.progress() * 1000.0).round() / 1000.0,
     })
 }
 
@@ -172,6 +213,13 @@ pub async fn download(
             STYLE,
             format!("Media {id} failed: {}", job.error.as_deref().unwrap_or("unknown reason")),
         )),
+        JobStatus::Completed if job.is_video() => {
+            let path = state
+                .engine
+                .result_path(&job)
+                .ok_or_else(|| ApiError::not_found(STYLE, format!("The result of media {id} has expired")))?;
+            stream_file(&path, job.result_mime.as_deref().unwrap_or("video/mp4"), &result_name(&job, "redacted")).await
+        }
         JobStatus::Completed => {
             let bytes = read_result(&state, &job, STYLE)
                 .await?
@@ -193,6 +241,14 @@ pub async fn original(
             "Originals are not served by this device (needs jobs.keep_originals_hours > 0 and api.serve_originals = true)",
         ));
     }
+    let name = job.filename.clone().unwrap_or_else(|| job.id.clone());
+    if job.is_video() {
+        let path = state.engine.original_path(&job).ok_or_else(|| {
+            let why = if job.status.is_finished() { "has been deleted" } else { "is not available before the job ends" };
+            ApiError::not_found(STYLE, format!("The original of media {id} {why}"))
+        })?;
+        return stream_file(&path, "application/octet-stream", &name).await;
+    }
     let engine = state.engine.clone();
     let held = job.clone();
     let bytes = tokio::task::spawn_blocking(move || engine.original(&held))
@@ -202,8 +258,27 @@ pub async fn original(
             let why = if job.status.is_finished() { "has been deleted" } else { "is not available before the job ends" };
             ApiError::not_found(STYLE, format!("The original of media {id} {why}"))
         })?;
-    let name = job.filename.clone().unwrap_or_else(|| job.id.clone());
     Ok(file_response(bytes, None, &name))
+}
+
+/// A file sent as it is read (a video may be hundreds of megabytes), with its length.
+async fn stream_file(path: &std::path::Path, mime: &str, name: &str) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(path).await.map_err(|e| ApiError::internal(STYLE, format!("cannot read the file: {e}")))?;
+    let len = file.metadata().await.map_err(|e| ApiError::internal(STYLE, format!("cannot read the file: {e}")))?.len();
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", safe_file_name(name))),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn safe_file_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect()
 }
 
 /// `PREFIX-<upload's stem>.<result's extension>`, the name a result downloads as.
@@ -211,6 +286,10 @@ pub(super) fn result_name(job: &Job, prefix: &str) -> String {
     let ext = match job.result_mime.as_deref() {
         Some("image/png") => "png",
         Some("image/webp") => "webp",
+        Some("video/mp4") => "mp4",
+        Some("video/quicktime") => "mov",
+        Some("video/webm") => "webm",
+        Some("video/x-matroska") => "mkv",
         _ => "jpg",
     };
     let stem = job
@@ -230,7 +309,7 @@ pub(super) fn file_response(bytes: Vec<u8>, mime: Option<&str>, name: &str) -> R
         Ok(image::ImageFormat::Jpeg) => "image/jpeg".into(),
         _ => "application/octet-stream".into(),
     });
-    let safe: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    let safe = safe_file_name(name);
     ([(header::CONTENT_TYPE, mime), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{safe}\""))], bytes)
         .into_response()
 }
@@ -311,6 +390,8 @@ pub async fn usage(State(state): State<AppState>, Extension(caller): Extension<C
             "requests_per_minute": limiter.per_minute(),
             "requests_per_day": limiter.per_day(),
             "max_upload_bytes": state.api.max_upload_bytes,
+            "max_video_bytes": state.api.max_video_bytes,
+            "max_video_seconds": state.engine.config().max_video_seconds,
         },
         "media": {
             "total": totals.total,
@@ -320,6 +401,7 @@ pub async fn usage(State(state): State<AppState>, Extension(caller): Extension<C
             "failed": totals.failed,
         },
         "detections_redacted": totals.faces,
+        "video_minutes": (totals.video_ms as f64 / 60_000.0 * 100.0).round() / 100.0,
         "uploaded_bytes": totals.uploaded_bytes,
         "stored_result_bytes": totals.stored_result_bytes,
         "supported_categories": supported_categories(&state),

@@ -10,7 +10,24 @@ use super::api_error::{ApiError, ApiStyle};
 pub struct FormFile {
     pub field: String,
     pub filename: Option<String>,
+    /// The file's bytes (empty when it was spooled to disk as a video).
     pub bytes: Bytes,
+    /// A video, written to a temporary file as it arrived (only routes that take videos).
+    pub video: Option<SpooledVideo>,
+}
+
+/// A video part of an upload, on disk.
+pub struct SpooledVideo {
+    pub path: tempfile::TempPath,
+    pub bytes: u64,
+}
+
+/// Where a route that takes videos spools them, and the size limits of each kind of file
+/// (the route's body limit is the larger of the two).
+pub struct VideoSpool<'a> {
+    pub dir: &'a std::path::Path,
+    pub max_video_bytes: u64,
+    pub max_image_bytes: u64,
 }
 
 #[derive(Default)]
@@ -36,6 +53,16 @@ fn multipart_error(style: ApiStyle, e: MultipartError) -> ApiError {
 impl UploadForm {
     /// Read every part. A part with a file name (or a non-text content type) is a file.
     pub async fn read(mp: Result<Multipart, MultipartRejection>, style: ApiStyle) -> Result<Self, ApiError> {
+        Self::read_with(mp, style, None).await
+    }
+
+    /// As [`read`](Self::read), but a file part whose first bytes are a video container is
+    /// written to a temporary file under `spool` as it arrives instead of being held in memory.
+    pub async fn read_with(
+        mp: Result<Multipart, MultipartRejection>,
+        style: ApiStyle,
+        spool: Option<&VideoSpool<'_>>,
+    ) -> Result<Self, ApiError> {
         let mut mp = mp.map_err(|e| {
             ApiError::new(style, StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Expected multipart/form-data: {}", e.body_text()))
         })?;
@@ -48,9 +75,14 @@ impl UploadForm {
             let filename = field.file_name().map(str::to_string);
             let is_file = filename.is_some()
                 || field.content_type().is_some_and(|c| !c.starts_with("text/") && c != "application/json");
+            if let (true, Some(spool)) = (is_file, spool) {
+                let (bytes, video) = read_file_part(field, style, spool).await?;
+                form.files.push(FormFile { field: name, filename, bytes, video });
+                continue;
+            }
             let bytes = field.bytes().await.map_err(|e| multipart_error(style, e))?;
             if is_file {
-                form.files.push(FormFile { field: name, filename, bytes });
+                form.files.push(FormFile { field: name, filename, bytes, video: None });
             } else {
                 if bytes.len() > MAX_TEXT_FIELD {
                     return Err(ApiError::bad_request(style, format!("Field '{name}' is longer than {MAX_TEXT_FIELD} bytes")));
@@ -82,6 +114,11 @@ impl UploadForm {
         self.files.iter().filter(|f| names.iter().any(|n| f.field.eq_ignore_ascii_case(n))).collect()
     }
 
+    /// Take the spooled video of the first file under one of `names`, if it is one.
+    pub fn take_video(&mut self, names: &[&str]) -> Option<SpooledVideo> {
+        self.files.iter_mut().find(|f| names.iter().any(|n| f.field.eq_ignore_ascii_case(n)))?.video.take()
+    }
+
     /// Exactly one file under one of `names`; 400 naming the field otherwise. A text field of
     /// that name (a client that forgot `@` in curl) is reported as such.
     pub fn single_file(&self, names: &[&str], style: ApiStyle) -> Result<&FormFile, ApiError> {
@@ -105,6 +142,50 @@ impl UploadForm {
     /// A numeric text field.
     pub fn number<T: std::str::FromStr>(&self, name: &str, style: ApiStyle) -> Result<Option<T>, ApiError> {
         self.text(name).map(|v| v.parse::<T>().map_err(|_| bad_value(style, name, v, "a number"))).transpose()
+    }
+}
+
+fn too_large(style: ApiStyle, what: &str, max: u64) -> ApiError {
+    ApiError::new(style, StatusCode::PAYLOAD_TOO_LARGE, format!("Upload too large: {what} may be at most {} MB", max >> 20))
+}
+
+/// One file part, chunk by chunk: held in memory up to the image limit, or, if it starts like a
+/// video container, written to a temporary file up to the video limit.
+async fn read_file_part(
+    mut field: axum::extract::multipart::Field<'_>,
+    style: ApiStyle,
+    spool: &VideoSpool<'_>,
+) -> Result<(Bytes, Option<SpooledVideo>), ApiError> {
+    use std::io::Write;
+    let mut head: Vec<u8> = Vec::new();
+    let mut file: Option<(tempfile::NamedTempFile, u64)> = None;
+    let write_error = |e: std::io::Error| ApiError::internal(style, format!("cannot spool the upload: {e}"));
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(style, e))? {
+        if let Some((f, written)) = file.as_mut() {
+            *written += chunk.len() as u64;
+            if *written > spool.max_video_bytes {
+                return Err(too_large(style, "a video", spool.max_video_bytes));
+            }
+            f.write_all(&chunk).map_err(write_error)?;
+            continue;
+        }
+        head.extend_from_slice(&chunk);
+        if head.len() as u64 > spool.max_image_bytes.max(16) && crate::video::probe::sniff(&head).is_none() {
+            return Err(too_large(style, "a photo", spool.max_image_bytes));
+        }
+        if head.len() >= 16 && crate::video::probe::sniff(&head).is_some() {
+            let mut f = tempfile::Builder::new().prefix(".upload-").tempfile_in(spool.dir).map_err(write_error)?;
+            f.write_all(&head).map_err(write_error)?;
+            file = Some((f, head.len() as u64));
+            head = Vec::new();
+        }
+    }
+    match file {
+        Some((f, bytes)) => {
+            f.as_file().sync_all().map_err(write_error)?;
+            Ok((Bytes::new(), Some(SpooledVideo { path: f.into_temp_path(), bytes })))
+        }
+        None => Ok((Bytes::from(head), None)),
     }
 }
 

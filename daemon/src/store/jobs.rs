@@ -74,11 +74,34 @@ pub struct Job {
     pub result_deleted_at: Option<i64>,
     /// When the observer (webhooks) was told the job ended.
     pub notified_at: Option<i64>,
+    /// A video's length (its container's word), frames expected and frames redacted so far.
+    pub duration_ms: Option<i64>,
+    pub frames: Option<i64>,
+    pub frames_done: Option<i64>,
+}
+
+impl Job {
+    pub fn is_video(&self) -> bool {
+        self.media_type == "video"
+    }
+
+    /// How far a job is, 0..1 (a video by its frames; anything else is 0 until it ends).
+    pub fn progress(&self) -> f64 {
+        match self.status {
+            JobStatus::Completed => 1.0,
+            JobStatus::Queued => 0.0,
+            _ => match (self.frames_done, self.frames) {
+                (Some(done), Some(total)) if total > 0 => (done as f64 / total as f64).clamp(0.0, 0.99),
+                _ => 0.0,
+            },
+        }
+    }
 }
 
 const COLUMNS: &str = "id, api, key_id, status, options, filename, media_type, original_file, original_bytes, \
     result_file, result_mime, result_bytes, width, height, faces, detections, error, attempts, webhook_url, \
-    created_at, started_at, completed_at, original_deleted_at, result_deleted_at, notified_at";
+    created_at, started_at, completed_at, original_deleted_at, result_deleted_at, notified_at, duration_ms, frames, \
+    frames_done";
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let status: String = r.get(3)?;
@@ -108,6 +131,9 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         original_deleted_at: r.get(22)?,
         result_deleted_at: r.get(23)?,
         notified_at: r.get(24)?,
+        duration_ms: r.get(25)?,
+        frames: r.get(26)?,
+        frames_done: r.get(27)?,
     })
 }
 
@@ -122,6 +148,9 @@ pub struct NewJob<'a> {
     pub original_file: &'a str,
     pub original_bytes: i64,
     pub webhook_url: Option<&'a str>,
+    /// A video's length and expected frame count.
+    pub duration_ms: Option<i64>,
+    pub frames: Option<i64>,
 }
 
 /// A finished redaction, recorded by [`Store::complete_job`].
@@ -150,7 +179,7 @@ impl Store {
     pub fn insert_job(&self, job: &NewJob<'_>) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO jobs (id, api, key_id, status, options, filename, media_type, original_file, original_bytes,
-                webhook_url, created_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                webhook_url, created_at, duration_ms, frames) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 job.id,
                 job.api,
@@ -161,7 +190,9 @@ impl Store {
                 job.original_file,
                 job.original_bytes,
                 job.webhook_url,
-                now_ms()
+                now_ms(),
+                job.duration_ms,
+                job.frames
             ],
         )?;
         Ok(())
@@ -322,16 +353,27 @@ impl Store {
     }
 
     /// Jobs waiting or being processed.
+    /// Record a video job's frames done (and the total, once the decoder knows it better).
+    /// False when the job is no longer processing (deleted, or ended).
+    pub fn set_progress(&self, id: &str, done: i64, total: Option<i64>) -> Result<bool, StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE jobs SET frames_done = ?2, frames = COALESCE(?3, frames) WHERE id = ?1 AND status = 'processing'",
+            params![id, done, total],
+        )?;
+        Ok(changed == 1)
+    }
+
     pub fn pending_jobs(&self) -> Result<u64, StoreError> {
         let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'processing')", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
-    /// Ids of queued jobs, oldest first.
-    pub fn queued_job_ids(&self) -> Result<Vec<String>, StoreError> {
+    /// Queued jobs, oldest first: (id, whether it is a video).
+    pub fn queued_jobs(&self) -> Result<Vec<(String, bool)>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+        let mut stmt =
+            conn.prepare("SELECT id, media_type = 'video' FROM jobs WHERE status = 'queued' ORDER BY created_at, id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -376,7 +418,8 @@ impl Store {
                 COALESCE(SUM(status = 'queued'), 0), COALESCE(SUM(status = 'processing'), 0),
                 COALESCE(SUM(status = 'completed'), 0), COALESCE(SUM(status = 'failed'), 0),
                 COALESCE(SUM(faces), 0), COALESCE(SUM(original_bytes), 0),
-                COALESCE(SUM(CASE WHEN result_deleted_at IS NULL THEN result_bytes ELSE 0 END), 0)
+                COALESCE(SUM(CASE WHEN result_deleted_at IS NULL THEN result_bytes ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN media_type = 'video' AND status = 'completed' THEN duration_ms ELSE 0 END), 0)
              FROM jobs WHERE ?1 IS NULL OR key_id = ?1",
             params![key_id],
             |r| {
@@ -389,6 +432,7 @@ impl Store {
                     faces: r.get(5)?,
                     uploaded_bytes: r.get(6)?,
                     stored_result_bytes: r.get(7)?,
+                    video_ms: r.get(8)?,
                 })
             },
         )
@@ -406,6 +450,8 @@ pub struct JobTotals {
     pub faces: i64,
     pub uploaded_bytes: i64,
     pub stored_result_bytes: i64,
+    /// Length of the completed video jobs, in milliseconds.
+    pub video_ms: i64,
 }
 
 #[cfg(test)]
@@ -423,6 +469,8 @@ mod tests {
             original_file: "x",
             original_bytes: 10,
             webhook_url: None,
+            duration_ms: None,
+            frames: None,
         }
     }
 
@@ -433,7 +481,7 @@ mod tests {
         for id in ["a", "b", "c"] {
             store.insert_job(&new_job(id)).unwrap();
         }
-        assert_eq!(store.queued_job_ids().unwrap().len(), 3);
+        assert_eq!(store.queued_jobs().unwrap().len(), 3);
         assert!(store.claim_job("a").unwrap().is_some());
         assert!(store.claim_job("a").unwrap().is_none(), "a job is claimed once");
         let r = JobResult {

@@ -86,6 +86,10 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     );",
+    // 4: video jobs: the clip's length and frame count (from its container), frames done so far.
+    "ALTER TABLE jobs ADD COLUMN duration_ms INTEGER;
+    ALTER TABLE jobs ADD COLUMN frames INTEGER;
+    ALTER TABLE jobs ADD COLUMN frames_done INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod graph;
+pub mod probe;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -21,6 +22,8 @@ pub use graph::{AudioMode, EncodeOptions};
 #[derive(Debug, Clone, Default)]
 pub struct VideoReport {
     pub frames: u64,
+    pub width: u32,
+    pub height: u32,
     /// Detections over all frames (a face seen in 100 frames counts 100 times).
     pub detections: u64,
     /// Frames with at least one mask (detected or held by the tracker).
@@ -31,6 +34,10 @@ pub struct VideoReport {
 /// Progress as frames are written: frames done, the expected total when the stream says.
 pub trait Progress {
     fn update(&self, done: u64, total: Option<u64>);
+    /// Asked before every frame: true stops the file (it fails, nothing is written).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(u64, Option<u64>)> Progress for F {
@@ -164,6 +171,9 @@ fn encode(
     let mut tracker = Tracker::new(tracker.clone());
     let mut report = VideoReport::default();
     while let Some(mut frame) = graph.next_frame(deadlines.stall)? {
+        if progress.cancelled() {
+            return Err("stopped before the end".into());
+        }
         let (w, h) = (frame.width, frame.height);
         let (rgb, found) = worker.detect(std::mem::take(&mut frame.rgb), w, h, deadlines.frame)?;
         frame.rgb = rgb;
@@ -174,6 +184,7 @@ fn encode(
         }
         graph.push_frame(&frame)?;
         report.frames += 1;
+        (report.width, report.height) = (w, h);
         report.detections += found.len() as u64;
         report.masked_frames += u64::from(!masks.is_empty());
         let total = match (graph.duration, graph.fps) {
