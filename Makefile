@@ -8,8 +8,11 @@ CROSS_TARGET := aarch64-unknown-linux-gnu
 CROSS_DIR := target/cross
 # The cross glibc's loader with the cross glibc itself: left to its search path, the loader also
 # finds the multiarch libc6:arm64 (another Debian revision), and the mix hangs in pthread_create.
-# GStreamer's arm64 libraries come after it, from the multiarch directory.
-QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib:/usr/lib/aarch64-linux-gnu
+# GStreamer's arm64 libraries come after it, from the multiarch directory; its plugins are
+# scanned in the process (a forked scanner would be an arm64 binary outside qemu) into a registry
+# of their own.
+QEMU := qemu-aarch64-static -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib:/usr/lib/aarch64-linux-gnu \
+  -E GST_REGISTRY_FORK=no -E GST_REGISTRY=$(CURDIR)/$(CROSS_DIR)/gst-registry-arm64.bin
 # The cross build's environment: Debian's rustc and gcc for aarch64, pkg-config on the arm64 .pc
 # files, GStreamer's app and video libraries by name (see cross-deps), and the multiarch directory
 # for the libraries those pull in.
@@ -114,14 +117,16 @@ pydeps:
 
 # GStreamer for the board from Debian's arm64 packages: libgstreamer1.0-dev:arm64 installs beside
 # the x86 one, libgstreamer-plugins-base1.0-dev:arm64 does not (it conflicts with its amd64 self),
-# so its two libraries veil links (app, video) are named to the linker directly (CROSS_ENV).
+# so its two libraries veil links (app, video) are named to the linker directly (CROSS_ENV). The
+# arm64 base plugins are for the camera crate's GStreamer tests under qemu.
 cross-deps:
 	@if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64-static >/dev/null \
 	    || [ ! -d /usr/lib/rustlib/aarch64-unknown-linux-gnu ] || [ ! -e /usr/lib/aarch64-linux-gnu/libgstapp-1.0.so.0 ] \
-	    || [ ! -e /usr/lib/aarch64-linux-gnu/pkgconfig/gstreamer-1.0.pc ]; then \
+	    || [ ! -e /usr/lib/aarch64-linux-gnu/pkgconfig/gstreamer-1.0.pc ] \
+	    || [ ! -e /usr/lib/aarch64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so ]; then \
 	  dpkg --add-architecture arm64 && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static \
-	    libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-0:arm64; \
+	    libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-0:arm64 gstreamer1.0-plugins-base:arm64; \
 	fi
 	@mkdir -p $(CROSS_DIR)/gst-link && for l in gstapp-1.0 gstvideo-1.0; do \
 	  ln -sf /usr/lib/aarch64-linux-gnu/lib$$l.so.0 $(CROSS_DIR)/gst-link/lib$$l.so; done

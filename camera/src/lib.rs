@@ -1,10 +1,12 @@
 //! veil-camera: where frames come from. One [`FrameSource`] trait with implementations for
 //! image files (a directory or list, sorted, optionally looped), MJPEG stream files and a
 //! synthetic test pattern, V4L2 devices (MMAP streaming, reopened after unplug); pixel format
-//! conversion to packed RGB8.
+//! conversion to packed RGB8; anything GStreamer opens (`gst_source`: libcamera, Jetson Argus,
+//! RTSP, video files, a pipeline).
 
 mod files;
 mod frame;
+pub mod gst_source;
 mod mjpeg_file;
 mod pixel_format;
 mod reconnect;
@@ -14,6 +16,7 @@ pub mod v4l2;
 
 pub use files::ImageFiles;
 pub use frame::{Frame, SourceError};
+pub use gst_source::{GstConfig, GstInput, GstSource};
 pub use mjpeg_file::MjpegFile;
 pub use pixel_format::{decode_mjpeg, rgb24_to_rgb, yuyv_to_rgb, PixelFormat};
 pub use reconnect::{Opener, Reconnecting, Sleeper};

@@ -1,11 +1,12 @@
 //! Turns the `[camera]` config into a frame source and the pipeline's pacing: a V4L2 device
-//! (reopened after unplug), a directory or glob of images, an MJPEG file, or the test pattern.
+//! or a GStreamer camera (libcamera, Argus, RTSP, a pipeline; reopened after a loss), a video
+//! file, a directory or glob of images, an MJPEG file, or the test pattern.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use veil_camera::{FrameSource, ImageFiles, MjpegFile, Reconnecting, TestPattern};
+use veil_camera::{FrameSource, GstConfig, GstInput, GstSource, ImageFiles, MjpegFile, Reconnecting, TestPattern};
 
 use crate::config::CameraConfig;
 use crate::pipeline::{Backpressure, StopSignal};
@@ -76,6 +77,9 @@ fn open_unturned(cam: &CameraConfig, stop: Arc<StopSignal>) -> anyhow::Result<So
     if is_device(s) {
         return open_device(cam, stop);
     }
+    if let Some(input) = GstInput::parse(s) {
+        return Ok(open_gstreamer(cam, input, stop));
+    }
     if s.contains('*') || s.contains('?') {
         return Ok(replay(Box::new(ImageFiles::from_glob(s, cam.looped)?)));
     }
@@ -90,7 +94,38 @@ fn open_unturned(cam: &CameraConfig, stop: Arc<StopSignal>) -> anyhow::Result<So
     if ["mjpeg", "mjpg"].contains(&ext.as_str()) {
         return Ok(replay(Box::new(MjpegFile::open(path, cam.looped)?)));
     }
+    if crate::video::is_video(path) {
+        let config = gst_config(cam, GstInput::File { path: path.to_path_buf(), realtime: cam.realtime });
+        let source = GstSource::open(&config).map_err(|e| anyhow::anyhow!("camera.source {s:?}: {e}"))?;
+        let mut plan = replay(Box::new(source));
+        if cam.realtime {
+            // The clip's own clock paces it; detection that falls behind drops frames.
+            plan.backpressure = Backpressure::DropOldest;
+        }
+        return Ok(plan);
+    }
     Ok(replay(Box::new(ImageFiles::from_list(vec![path.to_path_buf()], s.to_string(), cam.looped)?)))
+}
+
+fn gst_config(cam: &CameraConfig, input: GstInput) -> GstConfig {
+    GstConfig {
+        input,
+        width: cam.width,
+        height: cam.height,
+        fps: cam.fps.unwrap_or(30),
+        looped: cam.looped,
+        frame_timeout: Duration::from_secs(10),
+    }
+}
+
+/// A GStreamer camera or stream, reopened with backoff after a loss (a server restart, a
+/// cable), like a V4L2 device.
+fn open_gstreamer(cam: &CameraConfig, input: GstInput, stop: Arc<StopSignal>) -> SourcePlan {
+    let config = gst_config(cam, input);
+    let open = move || GstSource::open(&config).map(|s| Box::new(s) as Box<dyn FrameSource>);
+    let label = cam.source.split('@').next_back().unwrap_or_default().to_string();
+    let source = Reconnecting::new(label, Box::new(open), Box::new(move |d| stop.sleep(d)));
+    SourcePlan { source: Box::new(source), backpressure: Backpressure::DropOldest, pace: None }
 }
 
 #[cfg(target_os = "linux")]

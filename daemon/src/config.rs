@@ -140,8 +140,9 @@ impl Default for RedactConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
-    /// `/dev/videoN`, a V4L2 card name (`v4l2:NAME`), a directory of images, an MJPEG file, or
-    /// `test-pattern`.
+    /// `/dev/videoN`, a V4L2 card name (`v4l2:NAME`), `libcamera` (Pi camera modules),
+    /// `nvargus` (Jetson CSI), `rtsp://...`, `gst:<pipeline>`, a video file, a directory of
+    /// images, an MJPEG file, or `test-pattern`.
     pub source: String,
     pub width: u32,
     pub height: u32,
@@ -156,6 +157,9 @@ pub struct CameraConfig {
     /// Replay files forever.
     #[serde(rename = "loop")]
     pub looped: bool,
+    /// Video files play at their own frame rate, like a camera (frames are dropped when
+    /// detection falls behind); off, every frame is redacted as fast as detection goes.
+    pub realtime: bool,
     /// Frames waiting for detection; when full, the oldest is dropped (live sources). 1 keeps
     /// latency lowest: detection always takes the freshest frame.
     pub queue_depth: usize,
@@ -203,6 +207,7 @@ impl Default for CameraConfig {
             formats: vec!["mjpeg".into(), "yuyv".into(), "rgb24".into()],
             controls: Default::default(),
             looped: false,
+            realtime: false,
             queue_depth: 1,
             deadline_ms: 2000,
             categories: Vec::new(),
