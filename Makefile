@@ -99,7 +99,7 @@ webdeps: sysdeps
 
 # What the build needs (above); a kernel, qemu and busybox for the vivid camera test; the MQTT
 # broker the MQTT tests start themselves; gst-launch-1.0 for the video tests' own pipelines.
-SYSPKGS := $(BUILDPKGS) gstreamer1.0-tools linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto systemd \
+SYSPKGS := $(BUILDPKGS) gstreamer1.0-tools python3-gi gir1.2-gst-rtsp-server-1.0 linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto systemd \
   chromium prometheus util-linux
 sysdeps:
 	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

