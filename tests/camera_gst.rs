@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::daemon::Daemon;
+use common::media::{frame_count, frames_of};
 use common::*;
 
 struct RtspServer(Child);
@@ -99,4 +100,69 @@ fn an_rtsp_camera_is_redacted_and_read_again_after_its_server_restarts() {
     let _server = RtspServer::start(port, &clip);
     poll_for("frames after the server restarted", Duration::from_secs(60), || (jpegs(&spool).len() >= before + 20).then_some(()));
     assert!(d.log().contains("camera lost: rtsp://127.0.0.1"), "the loss is logged: {}", d.log());
+}
+
+fn videos(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mp4")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_camera_is_recorded_as_redacted_segments_that_play_rotate_and_survive_kill_9() {
+    let clip = root().join("tests/fixtures/cache/sequences/carphone.mp4");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("veil.toml");
+    // The clip as the camera, at its own pace, over and over; one-second segments, three kept.
+    std::fs::write(
+        &config,
+        format!(
+            "[camera]\nsource = {:?}\nrealtime = true\nloop = true\n[spool]\nenabled = false\n\
+             [recording]\nenabled = true\nsegment_seconds = 1\nmax_files = 3\n",
+            clip.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let state = tmp.path().join("state");
+    let args = ["--backend", "yunet", "--config", config.to_str().unwrap()];
+    let mut d = Daemon::start(&state, &args);
+    let dir = state.join("recordings");
+    let first = poll_for("three segments", Duration::from_secs(60), || {
+        let v = videos(&dir);
+        (v.len() >= 3).then_some(v)
+    });
+    // Rotation: newer segments push the oldest out; never more than three.
+    poll_for("rotation", Duration::from_secs(60), || (!videos(&dir).contains(&first[0])).then_some(()));
+    assert!(videos(&dir).len() <= 3);
+
+    // Each kept segment plays back: about a second of the clip's frames at its size, and a
+    // second detector finds no face in them.
+    let segment = videos(&dir)[0].clone();
+    let frames = frames_of(&segment, &tmp.path().join("seg"));
+    assert!((15..=45).contains(&frames.len()), "{} frames in a one-second segment", frames.len());
+    assert_eq!(load_rgb(&frames[0]).dimensions(), (176, 144));
+    let sample: Vec<PathBuf> = frames.iter().step_by(7).cloned().collect();
+    let found = second_detector(&sample);
+    assert!(found.iter().all(|&n| n == 0), "a face in a recorded frame: {found:?}");
+
+    // kill -9 in the middle of a segment: the next start keeps what the fragments hold.
+    let partial_dir = dir.join(".partial");
+    let in_progress = poll_for("a segment in progress", Duration::from_secs(30), || {
+        std::fs::read_dir(&partial_dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| std::fs::metadata(p).map(|m| m.len() > 2000).unwrap_or(false))
+    });
+    d.kill9();
+    let name = in_progress.file_name().unwrap().to_owned();
+    let d = Daemon::start_with_key(&state, d.key.clone(), &args);
+    // (Newer segments rotate it out within three seconds: copy it at once.)
+    let kept = tmp.path().join("kept.mp4");
+    std::fs::copy(dir.join(&name), &kept).expect("the interrupted segment was moved into the directory");
+    assert!(!partial_dir.join(&name).exists());
+    assert!(frame_count(&kept, &tmp.path().join("kept")) >= 1, "the interrupted segment plays up to its last fragment");
+    drop(d);
 }

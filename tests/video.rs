@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::Daemon;
+use common::media::{frame_count, frames_of, gst_launch};
 use common::*;
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::Value;
@@ -18,11 +19,6 @@ fn clip() -> PathBuf {
     let p = root().join("tests/fixtures/cache/sequences/carphone.mp4");
     assert!(p.is_file(), "{} missing: run `make fixtures`", p.display());
     p
-}
-
-fn gst_launch(args: &[&str]) {
-    let out = Command::new("gst-launch-1.0").arg("-q").args(args).output().expect("gst-launch-1.0 (gstreamer1.0-tools) runs");
-    assert!(out.status.success(), "gst-launch-1.0 {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The carphone clip with a generated AAC track and a title, then a GPS `©xyz` atom in `moov/udta`
@@ -65,24 +61,6 @@ fn clip_with_audio_title_and_gps(dir: &Path) -> PathBuf {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every frame of `video` as PNG files, in order, decoded by GStreamer.
-fn frames_of(video: &Path, dir: &Path) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    let (src, dst) = (format!("location={}", video.display()), format!("location={}/%04d.png", dir.display()));
-    gst_launch(&["filesrc", &src, "!", "decodebin", "!", "videoconvert", "!", "video/x-raw,format=RGB", "!", "pngenc", "!", "multifilesink", &dst]);
-    let mut frames: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    frames.sort();
-    frames
-}
-
-/// How many frames `video` decodes to (written as thumbnails: cheap, and counted on disk).
-fn frame_count(video: &Path, dir: &Path) -> usize {
-    std::fs::create_dir_all(dir).unwrap();
-    let (src, dst) = (format!("location={}", video.display()), format!("location={}/%04d.png", dir.display()));
-    gst_launch(&["filesrc", &src, "!", "decodebin", "!", "videoscale", "!", "video/x-raw,width=32,height=18", "!", "videoconvert", "!", "pngenc", "!", "multifilesink", &dst]);
-    std::fs::read_dir(dir).unwrap().count()
 }
 
 /// The audio track's compressed frames, as the demuxer hands them out.

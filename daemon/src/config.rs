@@ -22,6 +22,7 @@ pub struct Config {
     #[serde(rename = "privacy_zone")]
     pub privacy_zones: Vec<PrivacyZone>,
     pub spool: SpoolConfig,
+    pub recording: RecordingConfig,
     pub preview: PreviewConfig,
     pub api: ApiConfig,
     pub jobs: JobsConfig,
@@ -29,6 +30,48 @@ pub struct Config {
     /// No `[mqtt]` section: no broker is contacted.
     pub mqtt: Option<MqttConfig>,
     pub gpio: GpioConfig,
+}
+
+/// Redacted video recording of the camera (`sinks::recording`): H.264 segments beside (or
+/// instead of) the JPEG spool.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    /// Relative paths are under the state directory.
+    pub dir: PathBuf,
+    /// Length of each file.
+    pub segment_seconds: u64,
+    /// `mp4` (fragmented: a power cut loses at most the last second) or `mkv`.
+    pub container: String,
+    /// GStreamer H.264 encoder: `x264enc` (software, any board), `v4l2h264enc` (Raspberry Pi 4's
+    /// hardware encoder), `nvv4l2h264enc` (Jetson).
+    pub encoder: String,
+    /// x264enc's bitrate.
+    pub bitrate_kbps: u32,
+    /// Rotation, oldest segment first (0 age = no age limit).
+    pub max_files: usize,
+    pub max_megabytes: u64,
+    pub max_age_hours: f64,
+    /// fsync each segment before it becomes visible.
+    pub fsync: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            dir: "recordings".into(),
+            segment_seconds: 60,
+            container: "mp4".into(),
+            encoder: "x264enc".into(),
+            bitrate_kbps: 2000,
+            max_files: 1000,
+            max_megabytes: 8192,
+            max_age_hours: 0.0,
+            fsync: true,
+        }
+    }
 }
 
 /// The Raspberry Pi's status LED and privacy switch (BCM pin numbers; needs the `rpi` build).
@@ -531,6 +574,13 @@ impl Config {
         if !(1..=100).contains(&self.spool.quality) {
             anyhow::bail!("spool.quality must be within 1..100");
         }
+        let r = &self.recording;
+        if !["mp4", "mkv"].contains(&r.container.as_str()) {
+            anyhow::bail!("recording.container must be mp4 or mkv");
+        }
+        if !(1..=3600).contains(&r.segment_seconds) {
+            anyhow::bail!("recording.segment_seconds must be within 1..3600");
+        }
         if !(0.1..=120.0).contains(&self.preview.max_fps) {
             anyhow::bail!("preview.max_fps must be within 0.1..120");
         }
@@ -655,6 +705,14 @@ impl Config {
             .clone()
             .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("veil-state"))
+    }
+
+    pub fn recording_dir(&self) -> PathBuf {
+        if self.recording.dir.is_absolute() {
+            self.recording.dir.clone()
+        } else {
+            self.state_dir().join(&self.recording.dir)
+        }
     }
 
     pub fn spool_dir(&self) -> PathBuf {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod media;
 pub mod mosquitto;
 pub mod privacy;
 pub mod service_manager;

@@ -33,6 +33,7 @@ use crate::store::Store;
 use crate::webhooks::{load_secret, run_sender, WebhookSettings, Webhooks};
 use crate::sinks::events::EventStream;
 use crate::sinks::preview::PreviewFeed;
+use crate::sinks::recording::{RecordingOptions, RecordingSink};
 use crate::sinks::spool::{SpoolLimits, SpoolSink};
 use crate::sinks::Dispatcher;
 
@@ -396,6 +397,25 @@ fn start_pipeline(
         };
         sinks.add(Box::new(SpoolSink::start(&dir, limits).with_context(|| format!("spool {}", dir.display()))?));
         eprintln!("veil: redacted frames -> {}", dir.display());
+    }
+    if config.recording.enabled {
+        let r = &config.recording;
+        let dir = config.recording_dir();
+        let opts = RecordingOptions {
+            segment: Duration::from_secs(r.segment_seconds),
+            container: r.container.clone(),
+            encoder: r.encoder.clone(),
+            bitrate_kbps: r.bitrate_kbps,
+            fps: cam.fps.unwrap_or(30),
+            limits: SpoolLimits {
+                max_files: r.max_files,
+                max_bytes: r.max_megabytes.saturating_mul(1 << 20),
+                max_age: (r.max_age_hours > 0.0).then(|| Duration::from_secs_f64(r.max_age_hours * 3600.0)),
+                fsync: r.fsync,
+            },
+        };
+        sinks.add(Box::new(RecordingSink::start(&dir, opts).with_context(|| format!("recording {}", dir.display()))?));
+        eprintln!("veil: redacted video -> {}", dir.display());
     }
     // The latest redacted frame is kept even with the HTTP preview off: `snapshot` sends it.
     sinks.add(device.preview().sink());

@@ -1,9 +1,11 @@
 //! Where redacted frames go. One [`Sink`] interface; the [`Dispatcher`] hands every redacted
-//! frame to each sink in turn (spool files, live preview, event stream, which MQTT reads). A sink only
+//! frame to each sink in turn (spool files, video recording, live preview, event stream, which
+//! MQTT reads). A sink only
 //! ever receives a [`RedactedFrame`], which only the pipeline can make.
 
 pub mod events;
 pub mod preview;
+pub mod recording;
 pub mod spool;
 
 use crate::pipeline::output::RedactedFrame;

@@ -28,6 +28,7 @@ struct Entry {
 }
 
 /// The directory and its rotation bookkeeping (used by the writer thread; public for tests).
+/// The recording sink keeps its video segments in one too.
 pub struct Spool {
     dir: PathBuf,
     partial: PathBuf,
@@ -39,14 +40,27 @@ pub struct Spool {
 impl Spool {
     /// Open (create) the directory, remove leftovers of interrupted writes and index what is there.
     pub fn open(dir: &Path, limits: SpoolLimits) -> std::io::Result<Self> {
+        Self::open_with(dir, limits, "jpg", |leftover| {
+            let _ = std::fs::remove_file(leftover);
+        })
+    }
+
+    /// Open a directory of `*.extension` files; `leftover` is called on each file an interrupted
+    /// write left in `.partial/` (before the directory is indexed).
+    pub fn open_with(
+        dir: &Path,
+        limits: SpoolLimits,
+        extension: &'static str,
+        mut leftover: impl FnMut(&Path),
+    ) -> std::io::Result<Self> {
         let partial = dir.join(".partial");
         std::fs::create_dir_all(&partial)?;
-        for leftover in std::fs::read_dir(&partial)?.flatten() {
-            let _ = std::fs::remove_file(leftover.path());
+        for entry in std::fs::read_dir(&partial)?.flatten() {
+            leftover(&entry.path());
         }
         let mut entries: Vec<Entry> = std::fs::read_dir(dir)?
             .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+            .filter(|e| e.path().extension().is_some_and(|x| x == extension))
             .filter_map(|e| {
                 let meta = e.metadata().ok()?;
                 meta.is_file().then(|| Entry {
@@ -87,6 +101,31 @@ impl Spool {
         }
         self.entries.push_back(Entry { path: target.clone(), bytes: bytes.len() as u64, modified: SystemTime::now() });
         self.total_bytes += bytes.len() as u64;
+        self.rotate();
+        Ok(target)
+    }
+
+    /// Where files are written before they are complete.
+    pub fn partial_dir(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Move a complete file from `.partial/` into the directory (after fsync), index it, rotate.
+    pub fn adopt(&mut self, written: &Path) -> std::io::Result<PathBuf> {
+        let name = written.file_name().ok_or_else(|| std::io::Error::other("no file name"))?;
+        let target = self.dir.join(name);
+        if self.limits.fsync {
+            std::fs::File::open(written)?.sync_all()?;
+        }
+        std::fs::rename(written, &target)?;
+        if self.limits.fsync {
+            if let Ok(d) = std::fs::File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+        }
+        let bytes = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+        self.entries.push_back(Entry { path: target.clone(), bytes, modified: SystemTime::now() });
+        self.total_bytes += bytes;
         self.rotate();
         Ok(target)
     }
