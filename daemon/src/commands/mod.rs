@@ -6,6 +6,7 @@ pub mod bench_flicker;
 pub mod bench_http;
 pub mod bench_pipeline;
 pub mod bench_plates;
+pub mod bench_video;
 pub mod config;
 pub mod detect;
 pub mod eval;
