@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::media::{frame_count, frames_of, gst_launch};
+use common::media::{frame_count, frames_of, gst_launch, video_timing};
 use common::*;
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::Value;
@@ -331,4 +331,55 @@ fn piiblur_takes_video_jobs_with_progress_limits_a_streamed_result_and_photos_ne
     std::fs::write(&out, resp.bytes().unwrap()).unwrap();
     assert_eq!(std::fs::metadata(&out).unwrap().len(), len);
     assert_eq!(frame_count(&out, &tmp.path().join("bikes-frames")), 250, "every frame of the clip");
+}
+
+/// `FRAME -> boxes` of a clip's `.faces.txt` labels (`0000.jpg<TAB>x1<TAB>y1<TAB>x2<TAB>y2`).
+fn clip_labels(path: &Path) -> std::collections::BTreeMap<usize, Vec<[f32; 4]>> {
+    let mut out = std::collections::BTreeMap::<usize, Vec<[f32; 4]>>::new();
+    for line in std::fs::read_to_string(path).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+        let p: Vec<&str> = line.split('\t').collect();
+        let frame: usize = p[0].trim_end_matches(".jpg").parse().unwrap();
+        out.entry(frame).or_default().push([p[1], p[2], p[3], p[4]].map(|v| v.parse().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn every_labelled_face_of_a_panning_720p_clip_is_masked_in_every_frame() {
+    // group-pan.mp4: the six-face group photo under a panning, zooming camera, 90 frames at
+    // 30 fps with an AAC track; its labels move with the camera.
+    let clips = root().join("tests/fixtures/cache/clips");
+    let (input, labels) = (clips.join("group-pan.mp4"), clip_labels(&clips.join("group-pan.faces.txt")));
+    assert!(labels.values().map(Vec::len).sum::<usize>() > 250, "labels for every frame");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pan.mp4");
+    veil_ok(&["redact", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let (before, after) = (frames_of(&input, &tmp.path().join("in")), frames_of(&out, &tmp.path().join("out")));
+    assert_eq!((before.len(), after.len()), (90, 90), "frame count");
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        let (b, a) = (load_rgb(b), load_rgb(a));
+        privacy::assert_boxes_masked(&b, &a, labels.get(&i).map(Vec::as_slice).unwrap_or(&[]), privacy::MAX_DETAIL_KEPT);
+    }
+    // The second detector finds the labelled faces in the original frames and none in the output.
+    let sample: Vec<usize> = (0..90).step_by(15).collect();
+    let detect = |frames: &[PathBuf]| -> Vec<Vec<[f32; 4]>> {
+        let mut args = vec!["detect", "--backend", "centerface", "--precision", "fp32", "--confidence", "0.2"];
+        args.extend(sample.iter().map(|&i| frames[i].to_str().unwrap()));
+        let v: Value = serde_json::from_slice(&veil_ok(&args).stdout).unwrap();
+        v.as_array().unwrap().iter().map(boxes).collect()
+    };
+    let (found_before, found_after) = (detect(&before), detect(&after));
+    for (k, &i) in sample.iter().enumerate() {
+        for face in &labels[&i] {
+            let hit = |found: &[[f32; 4]]| found.iter().any(|f| iou(*f, *face) >= 0.3);
+            assert!(hit(&found_before[k]), "frame {i}: the second detector misses {face:?} in the original");
+            assert!(!hit(&found_after[k]), "frame {i}: {face:?} is still found after redaction");
+        }
+    }
+    // Same rate and length; the audio bit for bit.
+    let timing = video_timing(&input);
+    assert_eq!(timing.0, "30/1");
+    assert_eq!(video_timing(&out), timing, "frame rate and the last frame's time");
+    let (ain, aout) = (aac_payload(&input, &tmp.path().join("in.aac")), aac_payload(&out, &tmp.path().join("out.aac")));
+    assert!(ain.len() > 5_000 && ain == aout, "the audio is copied bit for bit");
 }

@@ -26,3 +26,22 @@ pub fn frame_count(video: &Path, dir: &Path) -> usize {
     gst_launch(&["filesrc", &src, "!", "decodebin", "!", "videoscale", "!", "video/x-raw,width=32,height=18", "!", "videoconvert", "!", "pngenc", "!", "multifilesink", &dst]);
     std::fs::read_dir(dir).unwrap().count()
 }
+
+/// A video stream's declared frame rate and its last frame's presentation time, as the MP4
+/// demuxer reports them (`30/1`, `0:00:02.966666666`).
+pub fn video_timing(video: &Path) -> (String, String) {
+    let src = format!("location={}", video.display());
+    let out = Command::new("gst-launch-1.0")
+        .args(["-v", "filesrc", &src, "!", "qtdemux", "!", "h264parse", "!", "identity", "silent=false", "!", "fakesink"])
+        .output()
+        .expect("gst-launch-1.0 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = text
+        .split("framerate=(fraction)")
+        .nth(1)
+        .map(|r| r.chars().take_while(|c| c.is_ascii_digit() || *c == '/').collect())
+        .unwrap_or_default();
+    // Presentation order differs from decoding order (B-frames): the latest is the largest.
+    let last = text.split("pts: ").skip(1).map(|p| p.chars().take_while(|c| c.is_ascii_digit() || ":.".contains(*c)).collect::<String>()).max().unwrap_or_default();
+    (rate, last)
+}
