@@ -1,6 +1,7 @@
 //! Every `curl` line of README.md's "REST API" section, run as written (host and key swapped)
 //! against a live `veil serve` with a camera: each must exit 0 with a 2xx answer, and every image
-//! the examples download must have the uploaded photo's faces hidden.
+//! the examples download must have the uploaded photo's faces hidden (and the video example's
+//! download must be a video).
 
 mod common;
 
@@ -56,6 +57,7 @@ fn every_curl_example_in_the_readme_works_as_written() {
     for name in ["headshot.jpg", "photo.jpg", "photo1.jpg", "photo2.jpg", "photo3.jpg"] {
         std::fs::copy(photo("group6.jpg"), work.join(name)).unwrap();
     }
+    std::fs::copy(root().join("tests/fixtures/cache/sequences/carphone.mp4"), work.join("clip.mp4")).unwrap();
     // A camera that keeps producing frames, for the event stream example.
     let cfg = tmp.path().join("veil.toml");
     std::fs::write(
@@ -111,6 +113,8 @@ fn every_curl_example_in_the_readme_works_as_written() {
         }
     }
     // The downloads landed where the examples put them.
+    let video = std::fs::read(work.join("redacted.mp4")).expect("the video example's download");
+    assert!(video.len() > 10_000 && &video[4..8] == b"ftyp", "an MP4 came back");
     for file in ["protected.png", "masked.png", "redacted.jpg", "masked-photo.jpg", "headers.txt"] {
         let p = work.join(file);
         assert!(p.is_file(), "{file} missing");
