@@ -67,7 +67,10 @@ impl UploadForm {
             ApiError::new(style, StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Expected multipart/form-data: {}", e.body_text()))
         })?;
         let mut form = UploadForm::default();
-        while let Some(field) = mp.next_field().await.map_err(|e| multipart_error(style, e))? {
+        // With a spool the route's body limit is the video limit: what is held in memory (photos,
+        // text) is capped at the photo limit over all parts instead.
+        let mut memory_left = spool.map(|s| s.max_image_bytes + (MAX_TEXT_FIELD as u64) * 4);
+        while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(style, e))? {
             if form.files.len() + form.fields.len() >= MAX_PARTS {
                 return Err(ApiError::bad_request(style, format!("More than {MAX_PARTS} form fields")));
             }
@@ -75,12 +78,26 @@ impl UploadForm {
             let filename = field.file_name().map(str::to_string);
             let is_file = filename.is_some()
                 || field.content_type().is_some_and(|c| !c.starts_with("text/") && c != "application/json");
-            if let (true, Some(spool)) = (is_file, spool) {
-                let (bytes, video) = read_file_part(field, style, spool).await?;
+            if let (true, Some(spool), Some(left)) = (is_file, spool, memory_left.as_mut()) {
+                let (bytes, video) = read_file_part(field, style, spool, left).await?;
                 form.files.push(FormFile { field: name, filename, bytes, video });
                 continue;
             }
-            let bytes = field.bytes().await.map_err(|e| multipart_error(style, e))?;
+            let bytes = match memory_left.as_mut() {
+                // A text part, read no further than a text field may be long.
+                Some(left) => {
+                    let mut text = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(style, e))? {
+                        text.extend_from_slice(&chunk);
+                        if text.len() > MAX_TEXT_FIELD || text.len() as u64 > *left {
+                            return Err(ApiError::bad_request(style, format!("Field '{name}' is longer than {MAX_TEXT_FIELD} bytes")));
+                        }
+                    }
+                    *left -= text.len() as u64;
+                    Bytes::from(text)
+                }
+                None => field.bytes().await.map_err(|e| multipart_error(style, e))?,
+            };
             if is_file {
                 form.files.push(FormFile { field: name, filename, bytes, video: None });
             } else {
@@ -155,6 +172,7 @@ async fn read_file_part(
     mut field: axum::extract::multipart::Field<'_>,
     style: ApiStyle,
     spool: &VideoSpool<'_>,
+    memory_left: &mut u64,
 ) -> Result<(Bytes, Option<SpooledVideo>), ApiError> {
     use std::io::Write;
     let mut head: Vec<u8> = Vec::new();
@@ -170,8 +188,9 @@ async fn read_file_part(
             continue;
         }
         head.extend_from_slice(&chunk);
-        if head.len() as u64 > spool.max_image_bytes.max(16) && crate::video::probe::sniff(&head).is_none() {
-            return Err(too_large(style, "a photo", spool.max_image_bytes));
+        let over = head.len() as u64 > spool.max_image_bytes.min(*memory_left).max(16);
+        if over && crate::video::probe::sniff(&head).is_none() {
+            return Err(too_large(style, "the photos of a request", spool.max_image_bytes));
         }
         if head.len() >= 16 && crate::video::probe::sniff(&head).is_some() {
             let mut f = tempfile::Builder::new().prefix(".upload-").tempfile_in(spool.dir).map_err(write_error)?;
@@ -185,7 +204,10 @@ async fn read_file_part(
             f.as_file().sync_all().map_err(write_error)?;
             Ok((Bytes::new(), Some(SpooledVideo { path: f.into_temp_path(), bytes })))
         }
-        None => Ok((Bytes::from(head), None)),
+        None => {
+            *memory_left = memory_left.saturating_sub(head.len() as u64);
+            Ok((Bytes::from(head), None))
+        }
     }
 }
 
