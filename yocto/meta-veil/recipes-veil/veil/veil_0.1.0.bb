@@ -26,12 +26,16 @@ require ${BPN}-crates.inc
 DEPENDS += "clang-native"
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 
-# Video files (`veil redact clip.mp4`) go through GStreamer: linked against its core, base, app
-# and video libraries; the demuxers, decoders, encoders and muxers are plugins at run time (x264enc
-# from -ugly; a board's hardware encoder, e.g. v4l2h264enc from -good, works with --encoder).
+# Video (`veil redact clip.mp4`, video jobs, GStreamer cameras, the recording sink) goes through
+# GStreamer: linked against its core, base, app and video libraries; the demuxers, decoders,
+# encoders, muxers and the RTSP client are plugins at run time (x264enc from -ugly; a board's
+# hardware encoder, e.g. v4l2h264enc from -good, works with --encoder / recording.encoder; a Pi
+# camera module needs libcamera's GStreamer element, Jetson's Argus comes with JetPack).
 DEPENDS += "gstreamer1.0 gstreamer1.0-plugins-base pkgconfig-native"
 RDEPENDS:${PN} += "gstreamer1.0-plugins-base-app gstreamer1.0-plugins-base-videoconvertscale \
-    gstreamer1.0-plugins-base-typefindfunctions gstreamer1.0-plugins-good-isomp4 \
+    gstreamer1.0-plugins-base-typefindfunctions gstreamer1.0-plugins-base-playback gstreamer1.0-plugins-good-isomp4 \
+    gstreamer1.0-plugins-good-jpeg gstreamer1.0-plugins-good-rtsp gstreamer1.0-plugins-good-rtp \
+    gstreamer1.0-plugins-good-rtpmanager gstreamer1.0-plugins-good-udp \
     gstreamer1.0-plugins-good-matroska gstreamer1.0-plugins-good-vpx gstreamer1.0-plugins-bad-videoparsersbad \
     gstreamer1.0-plugins-ugly-x264 gstreamer1.0-libav"
 
