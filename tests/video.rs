@@ -383,3 +383,31 @@ fn every_labelled_face_of_a_panning_720p_clip_is_masked_in_every_frame() {
     let (ain, aout) = (aac_payload(&input, &tmp.path().join("in.aac")), aac_payload(&out, &tmp.path().join("out.aac")));
     assert!(ain.len() > 5_000 && ain == aout, "the audio is copied bit for bit");
 }
+
+#[test]
+fn a_redact_killed_mid_file_leaves_no_output_and_the_next_run_clears_its_leftover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = out_dir.join("clip.mp4");
+    let bikes = root().join("tests/fixtures/cache/sequences/bikes.mp4");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["redact", bikes.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the encoder has written into its temporary file.
+    poll_for("a half-written file", Duration::from_secs(60), || {
+        let written = std::fs::read_dir(&out_dir).ok()?.flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".partial") && e.metadata().map(|m| m.len() > 1000).unwrap_or(false)
+        });
+        written.then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "no output under the real name");
+    assert_eq!(leftovers(&out_dir).len(), 1, "the killed run's temporary file is hidden, named .clip.mp4.PID.partial");
+    // The next run to the same place finishes and removes the dead run's leftover.
+    veil_ok(&["redact", clip().to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(out.is_file());
+    assert!(leftovers(&out_dir).is_empty(), "{:?}", leftovers(&out_dir));
+}

@@ -69,6 +69,25 @@ fn partial_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }
 
+/// Remove what an earlier run killed while writing `target` left behind (`.NAME.PID.partial`
+/// of a process that is gone), so an interrupted file does not linger beside the output.
+fn remove_stale_partials(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".partial")) else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+        if !alive && pid.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Detections for frames handed to a detection thread, each awaited under a deadline. The
 /// thread is left behind (and ends with its channel) if a frame overruns; the file fails.
 /// A frame's pixels handed back with what was found in them.
@@ -140,6 +159,7 @@ pub fn redact_file(
 ) -> Result<VideoReport, String> {
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    remove_stale_partials(target);
     let partial = partial_path(target);
     let result = encode(input, &partial, redactor, tracker, opts, deadlines, progress).and_then(|report| {
         let file = std::fs::File::open(&partial).map_err(|e| format!("cannot reopen the output: {e}"))?;
