@@ -32,10 +32,10 @@ X86_BUILD ?= $(CARGO) build
 # deface 1.5.0 (the open-source peer for video files) in a venv of its own, for `veil bench --video`.
 DEFACE := target/deface-venv/bin/deface
 
-.PHONY: run test build builddeps bench cross models fixtures fp32 deps pydeps sysdeps webdeps check-models cross-deps vivid clean
+.PHONY: run test build builddeps bench cross models photos fixtures fp32 deps pydeps sysdeps webdeps check-models cross-deps vivid clean
 
 ## run: start the daemon on the embedded defaults, replaying the sample photos as its camera
-run: build fixtures fp32
+run: build photos fp32
 	@echo "veil: field page at http://127.0.0.1:8080/ (make a key: ./target/release/veil keys create --name laptop --state-dir out/state); redacted frames in out/spool"
 	./target/release/veil serve --source $(FIXTURES) --spool $(CURDIR)/out/spool --state-dir out/state
 
@@ -88,9 +88,13 @@ check-models: pydeps
 	  && cmp models/artifacts/manifest.json $(MODEL_CACHE)/check/manifest.json \
 	  && echo "int8 CenterFace, YuNet and the manifest reproduced byte for byte"
 
-# (The clips are encoded with gst-launch-1.0, from builddeps.)
-fixtures: builddeps
+# The photos `make run` replays (Python's standard library only).
+photos:
 	$(PYTHON) models/tool/pinned.py fixtures $(FIXTURES) > /dev/null
+
+# Everything the tests use; the clips are drawn with Pillow (pydeps) and encoded with
+# gst-launch-1.0 (builddeps).
+fixtures: builddeps pydeps photos
 	$(PYTHON) models/tool/pinned.py sequences $(FIXTURES)/sequences > /dev/null
 	$(PYTHON) models/tool/pinned.py plates $(FIXTURES)/plates > /dev/null
 	$(PYTHON) models/tool/clips.py $(FIXTURES)
