@@ -129,6 +129,7 @@ fn cloakbioguard_style_protect_status_download_batch_and_webhook() {
     let event = |r: &common::webhook_receiver::Received| -> Value { serde_json::from_slice(&r.body).unwrap() };
     for r in &got {
         assert_eq!(r.headers["x-veil-signature"], format!("sha256={}", hmac_hex(&r.body)), "signature");
+        assert_eq!(r.headers["x-piiblur-signature"], r.headers["x-veil-signature"], "PiiBlur's header on JSON deliveries");
         assert_eq!(event(r)["job_id"], id.as_str());
     }
     let processed: Vec<_> = got.iter().filter(|r| event(r)["event"] == "media.processed").collect();
@@ -411,6 +412,11 @@ fn piiblur_style_media_lifecycle_listing_usage_and_rate_headers() {
     assert_eq!(media["status"], "completed", "{media}");
     assert_eq!(media["detections_count"], 6);
     assert_eq!(media["obfuscation_type"], "pixelation");
+    // PiiBlur's documented names beside veil's.
+    assert_eq!(media["original_filename"], "group6.jpg");
+    assert_eq!(media["processed_at"], media["completed_at"]);
+    assert!(media["processed_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(media["error_message"], Value::Null);
     let resp = c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
@@ -451,6 +457,13 @@ fn piiblur_style_media_lifecycle_listing_usage_and_rate_headers() {
     assert_eq!(s, 200);
     assert_eq!(usage["media"]["completed"], 21, "{usage}");
     assert!(usage["requests_today"].as_i64().unwrap() > 25, "{usage}");
+    // PiiBlur's documented usage shape: a plan, its period, images and video minutes.
+    assert_eq!(usage["plan"], "device");
+    assert!(usage["period_start"].as_str().unwrap().ends_with("-01T00:00:00.000Z"), "{usage}");
+    assert!(usage["period_start"].as_str().unwrap() < usage["period_end"].as_str().unwrap());
+    assert_eq!(usage["images"]["used"], 21, "{usage}");
+    assert_eq!(usage["images"]["limit"], Value::Null);
+    assert_eq!(usage["video_minutes"]["used"], 0.0);
 }
 
 /// veil's own controls on the PiiBlur upload (what the field page sends): bad values are refused

@@ -283,7 +283,8 @@ fn piiblur_takes_video_jobs_with_progress_limits_a_streamed_result_and_photos_ne
     let originals = state.join("jobs/originals");
     assert_eq!(std::fs::read_dir(&originals).unwrap().count(), 0, "the uploaded original is deleted");
     let usage: Value = client().get(d.url("/api/v1/usage")).bearer_auth(&d.key).send().unwrap().json().unwrap();
-    assert!((usage["video_minutes"].as_f64().unwrap() - duration / 60.0).abs() < 0.006, "{usage}");
+    assert!((usage["video_minutes"]["used"].as_f64().unwrap() - duration / 60.0).abs() < 0.006, "{usage}");
+    assert_eq!(usage["images"]["used"], 0, "{usage}");
     let listed: Value =
         client().get(d.url("/api/v1/media?media_type=video")).bearer_auth(&d.key).send().unwrap().json().unwrap();
     assert_eq!(listed["total"], 1, "{listed}");

@@ -268,7 +268,8 @@ fn schemas() -> Value {
         json!({
             "media_id": t("string"), "id": t("string"),
             "status": {"enum": ["queued", "processing", "completed", "failed"]},
-            "media_type": t("string"), "file_name": nullable("string"), "file_size": t("integer"),
+            "media_type": t("string"), "file_name": nullable("string"), "original_filename": nullable("string"),
+            "file_size": t("integer"), "error_message": nullable("string"), "processed_at": nullable("string"),
             "pii_categories": {"type": "array", "items": t("string")},
             "obfuscation_type": {"enum": ["blur", "pixelation"]},
             "width": nullable("integer"), "height": nullable("integer"), "detections_count": nullable("integer"),
@@ -310,7 +311,12 @@ fn schemas() -> Value {
         "Usage": obj(json!({"requests_today": t("integer"), "limits": t("object"), "media": obj(json!({
             "total": t("integer"), "queued": t("integer"), "processing": t("integer"), "completed": t("integer"),
             "failed": t("integer")}), &["total", "queued", "processing", "completed", "failed"]),
-            "supported_categories": {"type": "array", "items": t("string")}, "video_minutes": t(NUM)}), &["requests_today", "limits", "media", "video_minutes"]),
+            "supported_categories": {"type": "array", "items": t("string")},
+            "plan": t("string"), "period_start": t("string"), "period_end": t("string"),
+            "images": obj(json!({"used": t("integer"), "limit": nullable("integer")}), &["used", "limit"]),
+            "video_minutes": obj(json!({"used": t(NUM), "limit": nullable(NUM)}), &["used", "limit"]),
+            "video_minutes_total": t(NUM)}),
+            &["plan", "period_start", "period_end", "images", "video_minutes", "requests_today", "limits", "media"]),
         "MaskItJob": obj(json!({"jobId": t("string")}), &["jobId"]),
         "MaskItStatus": obj(json!({"jobId": t("string"), "status": {"enum": ["Pending", "InProgress", "ReadyToDownload", "Succeeded", "Failed"]},
             "error": t("string"), "facesMasked": t("integer")}), &["jobId", "status"]),

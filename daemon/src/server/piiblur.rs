@@ -164,6 +164,7 @@ fn media_json(job: &Job, serve_originals: bool) -> Value {
         "status": job.status.as_str(),
         "media_type": job.media_type,
         "file_name": job.filename,
+        "original_filename": job.filename,
         "file_size": job.original_bytes,
         "pii_categories": options.categories,
         "obfuscation_type": if options.method.as_deref() == Some("pixelate") { "pixelation" } else { "blur" },
@@ -173,8 +174,10 @@ fn media_json(job: &Job, serve_originals: bool) -> Value {
         "detections_count": job.faces,
         "detections": detections,
         "error": job.error,
+        "error_message": job.error,
         "created_at": rfc3339(job.created_at),
         "completed_at": job.completed_at.map(rfc3339),
+        "processed_at": job.completed_at.map(rfc3339),
         "processing_ms": job.started_at.zip(job.completed_at).map(|(a, b)| (b - a).max(0)),
         "download_url": result_kept.then(|| format!("/api/v1/media/{}/download", job.id)),
         "original_url": original_kept.then(|| format!("/api/v1/media/{}/original", job.id)),
@@ -371,20 +374,32 @@ pub async fn list(
 
 pub async fn usage(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
     let store = state.engine.store().clone();
-    let day = crate::store::now_s().div_euclid(86_400);
-    let (totals, today) = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+    let now = crate::store::now_ms();
+    let day = now.div_euclid(86_400_000);
+    let (period_start, period_end) = crate::store::month_bounds_ms(now);
+    let (totals, today, (images, video_ms)) = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
         let totals = store.job_totals(caller.key_id)?;
         let today = match caller.key_id {
             Some(k) => store.requests_on(k, day)?,
             None => 0,
         };
-        Ok((totals, today))
+        let period = store.usage_between(caller.key_id, period_start, period_end)?;
+        Ok((totals, today, period))
     })
     .await
     .map_err(|_| ApiError::internal(STYLE, "usage task failed"))?
     .in_style(STYLE)?;
     let limiter = &state.auth.limiter;
+    let minutes = |ms: i64| (ms as f64 / 60_000.0 * 100.0).round() / 100.0;
     Ok(Json(json!({
+        // PiiBlur's documented shape: a plan and its period (the calendar month, UTC); a device
+        // has no quota, so the limits are null.
+        "plan": "device",
+        "period_start": rfc3339(period_start),
+        "period_end": rfc3339(period_end),
+        "images": {"used": images, "limit": null},
+        "video_minutes": {"used": minutes(video_ms), "limit": null},
+        // veil's own figures beside them.
         "requests_today": today,
         "limits": {
             "requests_per_minute": limiter.per_minute(),
@@ -401,9 +416,9 @@ pub async fn usage(State(state): State<AppState>, Extension(caller): Extension<C
             "failed": totals.failed,
         },
         "detections_redacted": totals.faces,
-        "video_minutes": (totals.video_ms as f64 / 60_000.0 * 100.0).round() / 100.0,
         "uploaded_bytes": totals.uploaded_bytes,
         "stored_result_bytes": totals.stored_result_bytes,
+        "video_minutes_total": minutes(totals.video_ms),
         "supported_categories": supported_categories(&state),
     }))
     .into_response())

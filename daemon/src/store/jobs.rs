@@ -410,6 +410,20 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Image jobs made and video minutes redacted (completed video jobs) in `[from_ms, to_ms)`,
+    /// for one key (or all with `None`).
+    pub fn usage_between(&self, key_id: Option<i64>, from_ms: i64, to_ms: i64) -> Result<(i64, i64), StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT COALESCE(SUM(media_type = 'image'), 0),
+                    COALESCE(SUM(CASE WHEN media_type = 'video' AND status = 'completed' THEN duration_ms ELSE 0 END), 0)
+                 FROM jobs WHERE (?1 IS NULL OR key_id = ?1) AND created_at >= ?2 AND created_at < ?3",
+                params![key_id, from_ms, to_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(Into::into)
+    }
+
     /// Job counts by status and bytes held, for one key (or all with `None`).
     pub fn job_totals(&self, key_id: Option<i64>) -> Result<JobTotals, StoreError> {
         let conn = self.conn();

@@ -120,11 +120,8 @@ pub fn now_ms() -> i64 {
 }
 
 /// `ms` since the epoch as RFC 3339 UTC with milliseconds, e.g. `2026-11-23T08:50:11.123Z`.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+/// (year, month, day) of a day counted from 1970-01-01 (Howard Hinnant's civil calendar).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -133,7 +130,31 @@ pub fn rfc3339(ms: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Days from 1970-01-01 to a civil date (the inverse of `civil_from_days`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The UTC calendar month holding `ms`: its first instant and the next month's, in ms.
+pub fn month_bounds_ms(ms: i64) -> (i64, i64) {
+    let (year, month, _) = civil_from_days(ms.div_euclid(86_400_000));
+    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    (days_from_civil(year, month, 1) * 86_400_000, days_from_civil(ny, nm, 1) * 86_400_000)
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
@@ -193,6 +214,16 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_795_423_811_000), "2026-11-23T08:50:11.000Z");
+    }
+
+    #[test]
+    fn calendar_months() {
+        // 2026-12-06T03:00:00Z -> December 2026; 2024-02-29 -> February of a leap year.
+        let (a, b) = month_bounds_ms(1_796_526_000_000);
+        assert_eq!((rfc3339(a).as_str(), rfc3339(b).as_str()), ("2026-12-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z"));
+        let (a, b) = month_bounds_ms(1_709_208_000_000);
+        assert_eq!((rfc3339(a).as_str(), rfc3339(b).as_str()), ("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"));
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
     }
 
     #[test]

@@ -66,8 +66,11 @@ pub fn finished_json(job: &Job, event: &str) -> serde_json::Value {
             "download_url": completed.then(|| format!("/api/v1/media/{}/download", job.id)),
             "detections_count": job.faces,
             "error": job.error,
+            "error_message": job.error,
+            "media_type": job.media_type,
             "created_at": rfc3339(job.created_at),
             "completed_at": job.completed_at.map(rfc3339),
+            "processed_at": job.completed_at.map(rfc3339),
         }),
         _ => json!({
             "event": event,

@@ -81,6 +81,10 @@ async fn send(settings: &WebhookSettings, d: &Delivery) -> Result<(), String> {
     if d.content_type.starts_with("multipart/") {
         // The MaskIt style's own header: the bare hex HMAC.
         req = req.header("X-Signature", hmac_hex(&settings.secret, &d.body));
+    } else {
+        // The PiiBlur style's own header (the same `sha256=<hex>`); JSON deliveries of the other
+        // styles carry it too, which their clients ignore.
+        req = req.header("X-PiiBlur-Signature", signature_header(&settings.secret, &d.body));
     }
     let resp = req.body(d.body.clone()).send().await.map_err(|e| format!("{e}"))?;
     if resp.status().is_success() {
