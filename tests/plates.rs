@@ -129,9 +129,9 @@ fn uploads_mask_plates_when_asked_and_only_then() {
     let left = edges_left(&original, &untouched, plate);
     assert!(left > 0.95, "a faces-only job changed the plate ({:.2})", left);
 
-    // MaskIt: licensePlates=true, faces=false.
+    // MaskIt with its documented defaults (nothing named: faces and licence plates on).
     let front = plate_photo("vn", "carlong_0002.png");
-    let form = Form::new().part("image", file_part(&front)).text("faces", "false").text("licensePlates", "true");
+    let form = Form::new().part("image", file_part(&front));
     let c = client();
     let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{body}");
@@ -214,6 +214,10 @@ fn a_face_only_backend_refuses_plate_requests() {
     let form = Form::new().part("image", file_part(&plate_photo("cz", "skoda.png"))).text("licensePlates", "true");
     let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{body}");
+    // Left out, licensePlates follows the backend: a faces-only device takes the request.
+    let form = Form::new().part("image", file_part(&plate_photo("cz", "skoda.png")));
+    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
+    assert_eq!(s, 200, "{body}");
     drop(d);
 
     // A camera asked to mask plates with a face-only backend does not start.

@@ -28,7 +28,11 @@ pub async fn process_image(
     let form = UploadForm::read(mp, STYLE).await?;
     let file = form.single_file(&["image"], STYLE)?;
     let faces = form.flag("faces", STYLE)?.unwrap_or(true);
-    let plates = form.flag("licensePlates", STYLE)?.unwrap_or(false);
+    // MaskIt's documentation defaults faces, humans and licence plates to on: plates are on when
+    // left out if this device's backend finds them; humans (no person detector yet) stay off
+    // unless asked for, which is refused below.
+    let can_plates = state.engine.categories().contains(&veil_models::Category::LicensePlate);
+    let plates = form.flag("licensePlates", STYLE)?.unwrap_or(can_plates);
     if form.flag("humans", STYLE)? == Some(true) {
         return Err(ApiError::unprocessable(
             STYLE,
@@ -36,7 +40,7 @@ pub async fn process_image(
         )
         .with_extra(json!({"supported": ["faces", "licensePlates"]})));
     }
-    if plates && !state.engine.categories().contains(&veil_models::Category::LicensePlate) {
+    if plates && !can_plates {
         return Err(ApiError::unprocessable(
             STYLE,
             "This device's backend finds no licence plates (configure detector.backend = \"yunet+plates\")",
