@@ -290,6 +290,18 @@ fn xylolabs_style_detect_and_mask() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["image"]["width"], 1280);
     assert_eq!(v["face_count"], 6);
+    // The service's own example reads `response.json()["summary"]["face_count"]`.
+    let summary = &v["summary"];
+    assert_eq!(summary["face_count"], 6, "{v}");
+    let (lo, avg, hi) = (summary["min_confidence"].as_f64().unwrap(), summary["avg_confidence"].as_f64().unwrap(), summary["max_confidence"].as_f64().unwrap());
+    assert!(0.5 <= lo && lo <= avg && avg <= hi && hi <= 1.0, "{summary}");
+    let ratio = summary["face_area_ratio"].as_f64().unwrap();
+    assert!(ratio > 0.0 && ratio < 0.5 && summary["total_face_area"].as_f64().unwrap() > 1000.0, "{summary}");
+    assert_eq!((v["processing"]["confidence_threshold"].as_f64(), v["processing"]["model"].as_str()), (Some(0.5), Some("yunet+plates-fp32")));
+    assert!(v["processing"]["inference_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["profiling"]["input_resolution"], "1280x886");
+    assert!(v["profiling"]["total_ms"].as_f64().unwrap() >= v["profiling"]["inference_ms"].as_f64().unwrap());
+    assert_eq!((v["image_id"].clone(), v["job_id"].clone()), (Value::Null, Value::Null));
     let found = boxes(&v);
     for face in ground_truth("group6.gt") {
         assert!(found.iter().any(|b| iou(*b, face) >= 0.5), "face {face:?} not found: {found:?}");

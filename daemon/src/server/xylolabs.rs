@@ -151,6 +151,10 @@ fn detection_json(i: usize, d: &Detection, w: u32, h: u32) -> Value {
     })
 }
 
+fn r2f(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 fn ms(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -165,10 +169,57 @@ pub async fn detect(
     let mut options = requested.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
     // Detection alone returns no pixels; the caller's thresholds narrow the report as asked.
     options.detect_only = true;
+    let report = options.report.clone();
     let (done, size) = run(&state, &form, options).await?;
     let request_id = crate::jobs::new_job_id();
     let t = done.timings;
+    let faces: Vec<&veil_models::Detection> =
+        done.detections.iter().filter(|d| d.category == veil_models::Category::Face).collect();
+    let scores: Vec<f64> = faces.iter().map(|d| d.score as f64).collect();
+    let face_area: f64 = faces.iter().map(|d| d.bbox.area() as f64).sum();
+    let pixels = done.width as f64 * done.height as f64;
+    let (net_w, net_h) = done.network_input;
     let body = json!({
+        // The service's documented blocks: `summary`, `processing` and `profiling`.
+        "summary": {
+            "face_count": faces.len(),
+            "avg_confidence": (!scores.is_empty()).then(|| r4(scores.iter().sum::<f64>() / scores.len() as f64)),
+            "min_confidence": scores.iter().copied().reduce(f64::min).map(r4),
+            "max_confidence": scores.iter().copied().reduce(f64::max).map(r4),
+            "total_face_area": r2f(face_area),
+            "face_area_ratio": r4(if pixels > 0.0 { face_area / pixels } else { 0.0 }),
+        },
+        "processing": {
+            "model": state.active_backend(),
+            "input_size": {"width": net_w, "height": net_h},
+            "confidence_threshold": r4(report.confidence as f64),
+            "nms_threshold": r4(report.nms_threshold as f64),
+            "inference_ms": ms(t.inference_ms),
+            "total_ms": ms(t.total_ms),
+        },
+        "profiling": {
+            "decode_ms": ms(t.decode_ms),
+            "preprocess_ms": ms(t.preprocess_ms),
+            // veil's preprocessing makes the network input in one pass (no separate blob step).
+            "blob_ms": 0.0,
+            "inference_ms": ms(t.inference_ms),
+            "postprocess_ms": ms(t.postprocess_ms),
+            // Box decoding and suppression are one step in veil, timed as postprocess.
+            "nms_ms": 0.0,
+            "mask_ms": 0.0,
+            "encode_ms": 0.0,
+            "storage_ms": 0.0,
+            "total_ms": ms(t.total_ms),
+            "candidates_before_nms": Value::Null,
+            "candidates_after_nms": done.masked.len(),
+            "det_scale": r4(if done.width > 0 { net_w as f64 / done.width as f64 } else { 0.0 }),
+            "input_resolution": format!("{}x{}", done.width, done.height),
+            "det_resolution": format!("{net_w}x{net_h}"),
+            "input_bytes": size,
+            "output_bytes": 0,
+            "input_pixels": done.width as u64 * done.height as u64,
+            "model_name": state.active_backend(),
+        },
         "request_id": request_id,
         "image_id": Value::Null,
         "job_id": Value::Null,
