@@ -260,11 +260,17 @@ pub async fn mask(
     };
     options.method = Some(name.into());
     options.shape = Some(param(&query, &form, "shape").unwrap_or(shape).to_string());
-    // strength: 0..1, or a percentage 1..100.
-    options.strength = number::<f32>(&query, &form, "strength")?.map(|s| if s > 1.0 { s / 100.0 } else { s });
+    // strength: 0..1, a percentage 1..100, or the service's own integer scale above 100 (its
+    // default is 199, the strongest). Never below veil's floor (raised in `resolve`).
+    options.strength = number::<f32>(&query, &form, "strength")?.map(|s| match s {
+        s if s > 100.0 => (s / 199.0).min(1.0),
+        s if s > 1.0 => s / 100.0,
+        s => s,
+    });
     options.padding = number(&query, &form, "padding")?;
     options.format = param(&query, &form, "format").map(|f| f.to_ascii_lowercase());
-    options.quality = number(&query, &form, "quality")?;
+    // The service's default JPEG quality is 95.
+    options.quality = number(&query, &form, "quality")?.or(Some(95));
     let resolved = options.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
     let (done, _) = run(&state, &form, resolved).await?;
     let request_id = crate::jobs::new_job_id();
