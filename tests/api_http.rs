@@ -314,6 +314,11 @@ fn xylolabs_style_detect_and_mask() {
     let (_, v) = json(c.post(d.url("/api/v1/detect?max_faces=2")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(v["face_count"], 2);
 
+    // The service's own strength scale (its default, 199) is taken, and masks.
+    let form = Form::new().part("image", file_part("group6.jpg"));
+    let resp = c.post(d.url("/api/v1/mask?strength=199&format=png")).header("X-API-Key", &d.key).multipart(form).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_faces_hidden(&resp.bytes().unwrap(), "png", "group6.gt");
     for (method, format, mime) in [("gaussian", "png", "image/png"), ("pixelate", "jpeg", "image/jpeg"), ("solid", "webp", "image/webp"), ("elliptical", "png", "image/png")] {
         let form = Form::new().part("image", file_part("group6.jpg"));
         let resp = c
