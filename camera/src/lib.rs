@@ -6,6 +6,7 @@
 
 mod files;
 mod frame;
+#[cfg(feature = "gstreamer")]
 pub mod gst_source;
 mod mjpeg_file;
 mod pixel_format;
@@ -16,6 +17,7 @@ pub mod v4l2;
 
 pub use files::ImageFiles;
 pub use frame::{Frame, SourceError};
+#[cfg(feature = "gstreamer")]
 pub use gst_source::{GstConfig, GstInput, GstSource};
 pub use mjpeg_file::MjpegFile;
 pub use pixel_format::{decode_mjpeg, rgb24_to_rgb, yuyv_to_rgb, PixelFormat};
