@@ -43,9 +43,10 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn jpegs(dir: &Path) -> Vec<PathBuf> {
+/// The `*.ext` files of `dir`, sorted by name (capture time).
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect())
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect())
         .unwrap_or_default();
     files.sort();
     files
@@ -78,7 +79,7 @@ fn an_rtsp_camera_is_redacted_and_read_again_after_its_server_restarts() {
         &["--backend", "yunet", "--source", &source, "--spool", spool.to_str().unwrap()],
     );
     let first = poll_for("redacted RTSP frames in the spool", Duration::from_secs(60), || {
-        let files = jpegs(&spool);
+        let files = files(&spool, "jpg");
         (files.len() >= 20).then_some(files)
     });
     // Every spooled frame has the clip's size, and the second detector finds no face in any
@@ -94,20 +95,12 @@ fn an_rtsp_camera_is_redacted_and_read_again_after_its_server_restarts() {
     // it is back, without a restart of its own.
     drop(server);
     std::thread::sleep(Duration::from_secs(3));
-    let before = jpegs(&spool).len();
+    let before = files(&spool, "jpg").len();
     let pipeline = d.pipeline();
     assert!(pipeline.to_string().contains("127.0.0.1"), "{pipeline}");
     let _server = RtspServer::start(port, &clip);
-    poll_for("frames after the server restarted", Duration::from_secs(60), || (jpegs(&spool).len() >= before + 20).then_some(()));
+    poll_for("frames after the server restarted", Duration::from_secs(60), || (files(&spool, "jpg").len() >= before + 20).then_some(()));
     assert!(d.log().contains("camera lost: rtsp://127.0.0.1"), "the loss is logged: {}", d.log());
-}
-
-fn videos(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mp4")).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 #[test]
@@ -130,16 +123,16 @@ fn the_camera_is_recorded_as_redacted_segments_that_play_rotate_and_survive_kill
     let mut d = Daemon::start(&state, &args);
     let dir = state.join("recordings");
     let first = poll_for("three segments", Duration::from_secs(60), || {
-        let v = videos(&dir);
+        let v = files(&dir, "mp4");
         (v.len() >= 3).then_some(v)
     });
     // Rotation: newer segments push the oldest out; never more than three.
-    poll_for("rotation", Duration::from_secs(60), || (!videos(&dir).contains(&first[0])).then_some(()));
-    assert!(videos(&dir).len() <= 3);
+    poll_for("rotation", Duration::from_secs(60), || (!files(&dir, "mp4").contains(&first[0])).then_some(()));
+    assert!(files(&dir, "mp4").len() <= 3);
 
     // Each kept segment plays back: about a second of the clip's frames at its size, and a
     // second detector finds no face in them.
-    let segment = videos(&dir)[0].clone();
+    let segment = files(&dir, "mp4")[0].clone();
     let frames = frames_of(&segment, &tmp.path().join("seg"));
     assert!((15..=45).contains(&frames.len()), "{} frames in a one-second segment", frames.len());
     assert_eq!(load_rgb(&frames[0]).dimensions(), (176, 144));

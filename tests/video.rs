@@ -59,6 +59,14 @@ fn clip_with_audio_title_and_gps(dir: &Path) -> PathBuf {
     out
 }
 
+/// An MP4 holding only an AAC track (no video stream).
+fn audio_only_mp4(dir: &Path) -> PathBuf {
+    let audio = dir.join("audio.mp4");
+    let dst = format!("location={}", audio.display());
+    gst_launch(&["audiotestsrc", "num-buffers=50", "!", "audioconvert", "!", "avenc_aac", "!", "mp4mux", "!", "filesink", &dst]);
+    audio
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -189,9 +197,7 @@ fn a_stalled_detection_a_broken_file_or_no_video_fail_the_file_and_leave_nothing
     assert!(!out.exists() && leftovers(&out_dir).is_empty());
 
     // Audio only: "no video stream", no output.
-    let audio = tmp.path().join("audio.mp4");
-    let dst = format!("location={}", audio.display());
-    gst_launch(&["audiotestsrc", "num-buffers=50", "!", "audioconvert", "!", "avenc_aac", "!", "mp4mux", "!", "filesink", &dst]);
+    let audio = audio_only_mp4(tmp.path());
     let out = out_dir.join("audio.mp4");
     let run = veil(&["redact", audio.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(1));
@@ -250,9 +256,7 @@ fn piiblur_takes_video_jobs_with_progress_limits_a_streamed_result_and_photos_ne
     let (s, body) = upload(&d, &big_path, "video/mp4");
     assert_eq!(s, 413, "{body}");
     assert!(body["error"].as_str().unwrap().contains("video"), "{body}");
-    let audio = tmp.path().join("audio.mp4");
-    let dst = format!("location={}", audio.display());
-    gst_launch(&["audiotestsrc", "num-buffers=50", "!", "audioconvert", "!", "avenc_aac", "!", "mp4mux", "!", "filesink", &dst]);
+    let audio = audio_only_mp4(tmp.path());
     let (s, body) = upload(&d, &audio, "video/mp4");
     assert_eq!(s, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains("no video stream"), "{body}");

@@ -170,7 +170,9 @@ fn redact_credentials(uri: &str) -> String {
     }
 }
 
-fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+/// The first error on `pipeline`'s bus, as `element: message` (the daemon's video graphs use it
+/// too).
+pub fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
     while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
         if let gst::MessageView::Error(err) = msg.view() {

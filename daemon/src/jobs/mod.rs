@@ -370,20 +370,32 @@ impl JobEngine {
         self.shared.store.get_job(id)
     }
 
-    /// The redacted image of a completed job, if it is still kept.
-    pub fn result(&self, job: &Job) -> Option<Vec<u8>> {
+    /// The path of a completed job's result while it is kept (a video's is streamed, not read whole).
+    pub fn result_path(&self, job: &Job) -> Option<PathBuf> {
         if job.status != JobStatus::Completed || job.result_deleted_at.is_some() {
             return None;
         }
-        std::fs::read(self.shared.results.join(safe_name(job.result_file.as_deref()?)?)).ok()
+        let path = self.shared.results.join(safe_name(job.result_file.as_deref()?)?);
+        path.is_file().then_some(path)
+    }
+
+    /// The path of a finished job's original while retention keeps it.
+    pub fn original_path(&self, job: &Job) -> Option<PathBuf> {
+        if job.original_deleted_at.is_some() || !job.status.is_finished() {
+            return None;
+        }
+        let path = self.shared.originals.join(safe_name(job.original_file.as_deref()?)?);
+        path.is_file().then_some(path)
+    }
+
+    /// The redacted image of a completed job, if it is still kept.
+    pub fn result(&self, job: &Job) -> Option<Vec<u8>> {
+        std::fs::read(self.result_path(job)?).ok()
     }
 
     /// The uploaded original of a finished job, while retention keeps it.
     pub fn original(&self, job: &Job) -> Option<Vec<u8>> {
-        if job.original_deleted_at.is_some() || !job.status.is_finished() {
-            return None;
-        }
-        std::fs::read(self.shared.originals.join(safe_name(job.original_file.as_deref()?)?)).ok()
+        std::fs::read(self.original_path(job)?).ok()
     }
 
     /// The result of a download-once job: read it, claim it (only one caller can), delete it.

@@ -4,7 +4,7 @@
 //! stopped mid-clip leaves the job `processing`; the next start runs it again from the first
 //! frame (nothing half-written is kept: the result exists only once renamed into place).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,27 +111,8 @@ impl JobEngine {
         self.shared.queue.push_video(id.clone());
         Ok(self.shared.store.get_job(&id)?.ok_or_else(|| StoreError::NotFound(id))?)
     }
-
-    /// The path of a completed video job's result, while it is kept (streamed, not read whole).
-    pub fn result_path(&self, job: &Job) -> Option<PathBuf> {
-        if job.status != crate::store::jobs::JobStatus::Completed || job.result_deleted_at.is_some() {
-            return None;
-        }
-        let path = self.shared.results.join(safe_name(job.result_file.as_deref()?)?);
-        path.is_file().then_some(path)
-    }
 }
 
-impl JobEngine {
-    /// The path of a finished video job's original while retention keeps it.
-    pub fn original_path(&self, job: &Job) -> Option<PathBuf> {
-        if job.original_deleted_at.is_some() || !job.status.is_finished() {
-            return None;
-        }
-        let path = self.shared.originals.join(safe_name(job.original_file.as_deref()?)?);
-        path.is_file().then_some(path)
-    }
-}
 
 /// Frames done, written to the store now and then; stops the clip when the daemon stops or the
 /// job is deleted under it.

@@ -7,6 +7,7 @@ pub mod events;
 pub mod preview;
 pub mod recording;
 pub mod spool;
+pub mod writer;
 
 use crate::pipeline::output::RedactedFrame;
 

@@ -6,7 +6,7 @@
 //! progress are kept: the next start moves what was written into the directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use super::spool::{Spool, SpoolLimits};
+use super::writer::{Failures, WriterThread};
 use super::{Sink, SinkError};
 use crate::pipeline::output::RedactedFrame;
 
@@ -40,6 +41,15 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn element(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory).build().map_err(|_| format!("GStreamer element '{factory}' is missing"))
+}
+
+/// A redacted frame's JPEG as the bytes of a GStreamer buffer.
+struct SharedJpeg(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedJpeg {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// One segment being written.
@@ -92,18 +102,16 @@ impl Segment {
     }
 
     fn check(&self) -> Result<(), String> {
-        let bus = self.pipeline.bus().ok_or("no bus")?;
-        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-            if let gst::MessageView::Error(e) = msg.view() {
-                return Err(format!("recording: {}", e.error()));
-            }
+        match veil_camera::gst_source::bus_error(&self.pipeline) {
+            Some(e) => Err(format!("recording: {e}")),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn push(&mut self, jpeg: &[u8], timestamp_ms: u64) -> Result<(), String> {
+    fn push(&mut self, jpeg: &Arc<Vec<u8>>, timestamp_ms: u64) -> Result<(), String> {
         self.check()?;
-        let mut buffer = gst::Buffer::from_slice(jpeg.to_vec());
+        // The frame's JPEG is shared with the buffer, not copied.
+        let mut buffer = gst::Buffer::from_slice(SharedJpeg(jpeg.clone()));
         {
             let b = buffer.get_mut().ok_or("shared buffer")?;
             b.set_pts(gst::ClockTime::from_mseconds(timestamp_ms.saturating_sub(self.first_ms)));
@@ -183,12 +191,7 @@ impl Recorder {
 }
 
 /// Sink side: frames go to the writer thread through a short queue; a full queue skips a frame.
-pub struct RecordingSink {
-    tx: Option<SyncSender<RedactedFrame>>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    errors: Arc<std::sync::atomic::AtomicU64>,
-    reported: u64,
-}
+pub struct RecordingSink(WriterThread);
 
 impl RecordingSink {
     /// Open the directory (a crash's leftover segment is moved in with what it holds), check
@@ -209,18 +212,14 @@ impl RecordingSink {
                 let _ = std::fs::remove_file(left);
             }
         })?;
-        let (tx, rx) = mpsc::sync_channel(32);
-        let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let e2 = errors.clone();
         let recorder = Recorder { spool, opts, current: None };
-        let writer = std::thread::Builder::new().name("veil-recording".into()).spawn(move || writer_loop(recorder, rx, e2))?;
-        Ok(Self { tx: Some(tx), writer: Some(writer), errors, reported: 0 })
+        Ok(Self(WriterThread::start("recording", "veil-recording", 32, move |rx, failures| writer_loop(recorder, rx, failures))?))
     }
 }
 
-fn writer_loop(mut recorder: Recorder, rx: Receiver<RedactedFrame>, errors: Arc<std::sync::atomic::AtomicU64>) {
+fn writer_loop(mut recorder: Recorder, rx: Receiver<RedactedFrame>, failures: Failures) {
     let fail = |e: String| {
-        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        failures.add();
         tracing::error!("{e}");
     };
     loop {
@@ -250,29 +249,9 @@ impl Sink for RecordingSink {
         "recording"
     }
 
+    /// The segment in progress is finished and kept when the sink is dropped (the writer thread
+    /// finishes before the drop returns).
     fn publish(&mut self, frame: &RedactedFrame) -> Result<(), SinkError> {
-        let errors = self.errors.load(std::sync::atomic::Ordering::Relaxed);
-        if errors > self.reported {
-            let new = errors - self.reported;
-            self.reported = errors;
-            let _ = self.tx.as_ref().map(|tx| tx.try_send(frame.clone()));
-            return Err(SinkError::Io(format!("{new} earlier recording error(s)")));
-        }
-        let tx = self.tx.as_ref().ok_or_else(|| SinkError::Io("recording closed".into()))?;
-        match tx.try_send(frame.clone()) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(SinkError::Backlog),
-            Err(TrySendError::Disconnected(_)) => Err(SinkError::Io("recording writer stopped".into())),
-        }
-    }
-}
-
-impl Drop for RecordingSink {
-    /// The segment in progress is finished and kept before the sink goes away.
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
+        self.0.publish(frame)
     }
 }

@@ -5,10 +5,10 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, SystemTime};
 
+use super::writer::{Failures, WriterThread};
 use super::{Sink, SinkError};
 use crate::pipeline::output::RedactedFrame;
 
@@ -166,38 +166,23 @@ impl Spool {
 }
 
 /// Sink side: hands frames to the writer thread; a full backlog skips the frame (counted).
-pub struct SpoolSink {
-    tx: Option<SyncSender<RedactedFrame>>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    errors: Arc<std::sync::atomic::AtomicU64>,
-    /// Write errors already reported through `publish`.
-    reported: u64,
-}
+pub struct SpoolSink(WriterThread);
 
 impl SpoolSink {
     pub fn start(dir: &Path, limits: SpoolLimits) -> std::io::Result<Self> {
         let spool = Spool::open(dir, limits)?;
-        let (tx, rx) = mpsc::sync_channel(16);
-        let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let e2 = errors.clone();
-        let writer = std::thread::Builder::new().name("veil-spool".into()).spawn(move || writer_loop(spool, rx, e2))?;
-        Ok(Self { tx: Some(tx), writer: Some(writer), errors, reported: 0 })
-    }
-
-    /// Write errors so far.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(std::sync::atomic::Ordering::Relaxed)
+        WriterThread::start("spool", "veil-spool", 16, move |rx, failures| writer_loop(spool, rx, failures)).map(Self)
     }
 }
 
-fn writer_loop(mut spool: Spool, rx: Receiver<RedactedFrame>, errors: Arc<std::sync::atomic::AtomicU64>) {
+fn writer_loop(mut spool: Spool, rx: Receiver<RedactedFrame>, failures: Failures) {
     loop {
         match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(frame) => {
                 let ev = frame.event();
                 let name = Spool::file_name(ev.timestamp_ms, ev.frame_id);
                 if let Err(e) = spool.write(&name, frame.jpeg()) {
-                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    failures.add();
                     tracing::error!("spool: cannot write {name}: {e}");
                 }
             }
@@ -213,30 +198,7 @@ impl Sink for SpoolSink {
     }
 
     fn publish(&mut self, frame: &RedactedFrame) -> Result<(), SinkError> {
-        // Writes happen on the writer thread: report its failures with the next frame.
-        let errors = self.errors();
-        if errors > self.reported {
-            let new = errors - self.reported;
-            self.reported = errors;
-            let _ = self.tx.as_ref().map(|tx| tx.try_send(frame.clone()));
-            return Err(SinkError::Io(format!("{new} earlier spool write(s) failed (disk full or not writable?)")));
-        }
-        let tx = self.tx.as_ref().ok_or_else(|| SinkError::Io("spool closed".into()))?;
-        match tx.try_send(frame.clone()) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(SinkError::Backlog),
-            Err(TrySendError::Disconnected(_)) => Err(SinkError::Io("spool writer stopped".into())),
-        }
-    }
-}
-
-impl Drop for SpoolSink {
-    /// Flush: the writer finishes what is queued before the sink goes away.
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
+        self.0.publish(frame)
     }
 }
 

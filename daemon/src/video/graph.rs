@@ -16,6 +16,8 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gst::prelude::*;
 
+use veil_camera::gst_source::bus_error;
+
 use super::container::{self, Codec, Container};
 
 /// What to do with the source's audio.
@@ -217,27 +219,15 @@ impl Graph {
 
         pipeline
             .set_state(gst::State::Playing)
-            .map_err(|_| Self::bus_error(&pipeline).unwrap_or_else(|| "the video graph would not start".into()))?;
+            .map_err(|_| bus_error(&pipeline).unwrap_or_else(|| "the video graph would not start".into()))?;
         Ok(Graph { pipeline, frames, masked, shared, out_info: None, fps: None, duration: None })
-    }
-
-    /// The first error a streaming thread or element reported, if any.
-    fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
-        let bus = pipeline.bus()?;
-        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-            if let gst::MessageView::Error(err) = msg.view() {
-                let from = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-                return Some(format!("{from}: {}", err.error()));
-            }
-        }
-        None
     }
 
     fn check(&self) -> Result<(), String> {
         if let Some(e) = self.shared.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Err(e);
         }
-        match Self::bus_error(&self.pipeline) {
+        match bus_error(&self.pipeline) {
             Some(e) => Err(e),
             None => Ok(()),
         }
