@@ -34,7 +34,8 @@ pub struct RecordingOptions {
     pub limits: SpoolLimits,
 }
 
-/// Muxed data is flushed in fragments this long, so a power cut loses at most one.
+/// Muxed data is flushed in fragments this long (or a quarter of a shorter segment), so a power
+/// cut loses at most one.
 const FRAGMENT_MS: u32 = 1000;
 /// Closing a segment (the encoder drains, the muxer finishes) may take this long.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -86,7 +87,8 @@ impl Segment {
             element("matroskamux")?
         } else {
             let m = element("mp4mux")?;
-            m.set_property("fragment-duration", FRAGMENT_MS);
+            let quarter = (opts.segment.as_millis() / 4).clamp(100, FRAGMENT_MS as u128) as u32;
+            m.set_property("fragment-duration", quarter);
             m.set_property("streamable", true);
             m
         };
