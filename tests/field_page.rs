@@ -50,7 +50,8 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let seen: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     println!("{}", serde_json::to_string_pretty(&seen).unwrap());
     assert!(seen.get("failure").is_none(), "the browser run failed: {}\ndaemon: {}", seen["failure"], d.log());
     assert_eq!(seen["page_errors"], serde_json::json!([]), "script errors on the page");
@@ -67,7 +68,10 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     assert_eq!(seen["key_storage"], serde_json::json!({"session": 1, "local": 0}));
     assert_eq!(seen["key_storage_after_logout"], 0);
     // The form shows the device's defaults.
-    assert_eq!(seen["defaults_note"], "Device defaults: Blur, strength 0.6, Ellipse, padding 0.3, categories faces, license_plates.");
+    assert_eq!(
+        seen["defaults_note"],
+        "Device defaults: Blur, strength 0.6, Ellipse, padding 0.3, categories faces, license_plates."
+    );
     assert_eq!(seen["method"], "gaussian");
 
     // The photo's result: every labelled face counted and masked in what the browser downloaded.
@@ -116,7 +120,10 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     assert!(requests.len() > 8, "{requests:?}");
     for url in requests {
         let url = url.as_str().unwrap();
-        assert!(url.starts_with(&format!("{}/", d.base)) || url.starts_with("blob:") || url.starts_with("data:"), "{url}");
+        assert!(
+            url.starts_with(&format!("{}/", d.base)) || url.starts_with("blob:") || url.starts_with("data:"),
+            "{url}"
+        );
     }
     // The server never sent an original back: no request for one.
     assert!(requests.iter().all(|u| !u.as_str().unwrap().contains("/original")), "{requests:?}");

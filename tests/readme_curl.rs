@@ -62,7 +62,10 @@ fn every_curl_example_in_the_readme_works_as_written() {
     let cfg = tmp.path().join("veil.toml");
     std::fs::write(
         &cfg,
-        format!("[camera]\nsource = {:?}\nloop = true\nfps = 2\ncategories = [\"faces\"]\n", root().join("tests/fixtures/cache/astronaut.png")),
+        format!(
+            "[camera]\nsource = {:?}\nloop = true\nfps = 2\ncategories = [\"faces\"]\n",
+            root().join("tests/fixtures/cache/astronaut.png")
+        ),
     )
     .unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--config", cfg.to_str().unwrap()]);
@@ -83,11 +86,8 @@ fn every_curl_example_in_the_readme_works_as_written() {
             }
         }
         let streaming = line.contains("curl -sN");
-        let script = if streaming {
-            format!("timeout 5 {line}")
-        } else {
-            format!("{line} -w '\\nHTTP_STATUS:%{{http_code}}'")
-        };
+        let script =
+            if streaming { format!("timeout 5 {line}") } else { format!("{line} -w '\\nHTTP_STATUS:%{{http_code}}'") };
         let mut cmd = Command::new("bash");
         cmd.args(["-c", &script]).current_dir(&work).env("VEIL_KEY", &d.key).env("VEIL_ADMIN_KEY", &admin_key);
         for (k, v) in &ids {

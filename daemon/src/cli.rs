@@ -21,6 +21,8 @@ pub enum Command {
     Serve(ServeCmd),
     /// Create, list or revoke API keys.
     Keys(KeysCmd),
+    /// Admin users of the Xylolabs admin API and the field page's console.
+    Admin(AdminCmd),
     /// Check a config file, or print the documented defaults.
     Config(ConfigCmd),
     /// Detect faces in images and print JSON (one object per image; an array for several).
@@ -198,6 +200,37 @@ pub enum KeysAction {
     },
     /// Revoke a key by id or prefix.
     Revoke { key: String },
+}
+
+#[derive(Args, Debug)]
+pub struct AdminCmd {
+    #[command(subcommand)]
+    pub action: AdminAction,
+    /// Config file whose state directory holds the users.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// State directory (overrides the config's).
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminAction {
+    /// Add an admin user. The password is read from the terminal (asked twice, not echoed) or,
+    /// when stdin is not a terminal, from its first line; never from the command line.
+    AddUser {
+        name: String,
+        /// Set a new password for an existing user (ends their sessions).
+        #[arg(long)]
+        reset: bool,
+    },
+    /// List admin users.
+    ListUsers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an admin user and end their sessions.
+    RemoveUser { name: String },
 }
 
 #[derive(Args, Debug)]
@@ -388,6 +421,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Serve(c) => commands::serve::run(c),
         Command::Keys(c) => commands::keys::run(c),
+        Command::Admin(c) => commands::admin::run(c),
         Command::Config(c) => commands::config::run(c),
         Command::Detect(c) => commands::detect::run(c),
         Command::Redact(c) => commands::redact::run(c),

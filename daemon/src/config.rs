@@ -358,6 +358,8 @@ pub struct ApiConfig {
     /// The masking floor's categories: masked in every upload whatever the request names (a
     /// plates-only request still gets its faces masked). `[]` lets clients turn faces off.
     pub always_mask: Vec<String>,
+    /// How long an admin console sign-in (`POST /api/v1/admin/auth/login`) lasts.
+    pub admin_session_seconds: u64,
 }
 
 impl Default for ApiConfig {
@@ -380,6 +382,7 @@ impl Default for ApiConfig {
             tls_cert: None,
             tls_key: None,
             always_mask: vec!["faces".into()],
+            admin_session_seconds: 43_200,
         }
     }
 }
@@ -623,7 +626,9 @@ impl Config {
             }
         }
         if j.sweep_interval_s < 0.05 || j.max_attempts == 0 || j.max_queued == 0 {
-            anyhow::bail!("jobs.sweep_interval_s must be at least 0.05, jobs.max_attempts and jobs.max_queued positive");
+            anyhow::bail!(
+                "jobs.sweep_interval_s must be at least 0.05, jobs.max_attempts and jobs.max_queued positive"
+            );
         }
         let w = &self.webhooks;
         if !(0.1..=300.0).contains(&w.timeout_s) || !(0.01..=3600.0).contains(&w.retry_base_s) || w.max_attempts == 0 {
@@ -662,9 +667,9 @@ impl Config {
         let d = &self.detector;
         // The camera's categories; jobs replace them with their own request's.
         let categories = match self.camera.as_ref().map(|c| &c.categories) {
-            Some(names) if !names.is_empty() => Some(
-                crate::categories::category_set(names).map_err(|e| anyhow::anyhow!("camera.categories: {e}"))?,
-            ),
+            Some(names) if !names.is_empty() => {
+                Some(crate::categories::category_set(names).map_err(|e| anyhow::anyhow!("camera.categories: {e}"))?)
+            }
             _ => None,
         };
         let params = DetectParams {
@@ -767,7 +772,6 @@ mod tests {
         assert_eq!(as_toml(&example_no_camera), as_toml(&defaults), "example and embedded defaults drifted apart");
         let cam = example.camera.unwrap();
         assert_eq!(toml::to_string(&cam).unwrap(), toml::to_string(&CameraConfig::default()).unwrap());
-
     }
 
     #[test]

@@ -86,7 +86,9 @@ fn start_server() -> anyhow::Result<(Server, String)> {
 fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -99,7 +101,10 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 async fn one_request(client: &reqwest::Client, url: &str, key: &str, jpeg: &[u8]) -> Result<(), String> {
-    let part = reqwest::multipart::Part::bytes(jpeg.to_vec()).file_name("frame.jpg").mime_str("image/jpeg").map_err(|e| e.to_string())?;
+    let part = reqwest::multipart::Part::bytes(jpeg.to_vec())
+        .file_name("frame.jpg")
+        .mime_str("image/jpeg")
+        .map_err(|e| e.to_string())?;
     let resp = client
         .post(url)
         .header("X-API-Key", key)

@@ -1,5 +1,6 @@
 //! The one-shot subcommands of `veil`.
 
+pub mod admin;
 pub mod bench;
 pub mod bench_clip;
 pub mod bench_flicker;

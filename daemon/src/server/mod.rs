@@ -23,6 +23,7 @@ mod status;
 mod unread_body;
 mod upload_form;
 mod xylolabs;
+mod xylolabs_admin;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use tokio::sync::watch;
 use api_error::{ApiError, ApiStyle};
 use auth::{require_key, Auth};
 use limits::RequestLimits;
+pub use xylolabs_admin::AdminSettings;
 
 use crate::jobs::JobEngine;
 use crate::pipeline::metrics::Metrics;
@@ -86,6 +88,8 @@ pub struct AppState {
     pub api: Arc<ApiSettings>,
     /// What remote commands act on; `/metrics` reads the capture state and backend from it.
     pub device: Arc<crate::device::Device>,
+    /// Admin console sessions: their length, the cookie's `Secure` flag, sign-in attempts.
+    pub admin: Arc<xylolabs_admin::AdminSettings>,
     /// Board health for `/metrics` (one sampler: CPU use is measured between samples).
     pub sampler: Arc<std::sync::Mutex<crate::telemetry::Sampler>>,
 }
@@ -121,13 +125,20 @@ pub fn router(state: AppState) -> Router {
         in_flight: Default::default(),
         auth: state.auth.clone(),
     });
-    let body_rate = Arc::new(body_rate::BodyRate { min_bytes_per_s: state.api.min_upload_bytes_per_s, grace: body_rate::GRACE });
+    let body_rate =
+        Arc::new(body_rate::BodyRate { min_bytes_per_s: state.api.min_upload_bytes_per_s, grace: body_rate::GRACE });
     // One method router per path, each method behind the key check of its API style.
     let mut paths: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
-    for r in openapi::ROUTES {
+    for r in openapi::routes() {
         let mut handler = (r.handler)();
-        if r.auth {
-            handler = handler.route_layer(from_fn_with_state((state.auth.clone(), r.style), require_key));
+        match r.auth {
+            openapi::Access::Open => {}
+            openapi::Access::Key => {
+                handler = handler.route_layer(from_fn_with_state((state.auth.clone(), r.style), require_key));
+            }
+            openapi::Access::Admin => {
+                handler = handler.route_layer(from_fn_with_state(state.clone(), xylolabs_admin::require_admin));
+            }
         }
         if r.path == piiblur::MEDIA_UPLOAD_PATH && r.method == "post" {
             // Videos stream to disk there; the form reader holds photos to the photo limit.
@@ -146,7 +157,8 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::not_found(ApiStyle::Veil, "No such route").into_response() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(ApiStyle::Veil, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this route").into_response()
+            ApiError::new(ApiStyle::Veil, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this route")
+                .into_response()
         })
         .layer(DefaultBodyLimit::max(state.api.max_upload_bytes))
         .layer(from_fn_with_state(body_rate, body_rate::enforce))
@@ -166,16 +178,18 @@ pub struct TlsFiles {
 /// What the port answers while the model loads: 503 everywhere, with a health body saying so.
 pub fn loading_router() -> Router {
     let loading = || async {
-        let body = serde_json::json!({"status": "loading", "model_loaded": false, "version": env!("CARGO_PKG_VERSION")});
+        let body =
+            serde_json::json!({"status": "loading", "model_loaded": false, "version": env!("CARGO_PKG_VERSION")});
         (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "1")], axum::Json(body)).into_response()
     };
-    Router::new().route("/health", axum::routing::get(loading)).route("/v1/health", axum::routing::get(loading)).fallback(
-        || async {
+    Router::new()
+        .route("/health", axum::routing::get(loading))
+        .route("/v1/health", axum::routing::get(loading))
+        .fallback(|| async {
             ApiError::new(ApiStyle::Veil, StatusCode::SERVICE_UNAVAILABLE, "Starting: the model is loading")
                 .with_header(axum::http::header::RETRY_AFTER, "1")
                 .into_response()
-        },
-    )
+        })
 }
 
 /// Serve `app` until `shutdown` flips, then finish in-flight requests (at most `grace`).
@@ -186,7 +200,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = app.into_make_service();
+    // The peer address is the admin sign-in limiter's client.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let watcher = handle.clone();
     tokio::spawn(async move {

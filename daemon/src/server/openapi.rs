@@ -6,7 +6,10 @@ use axum::routing::{delete, get, post, MethodRouter};
 use serde_json::{json, Map, Value};
 
 use super::api_error::ApiStyle;
-use super::{admin, cloak, device_panel, events, faceblurest, field_page, maskit, piiblur, preview, prometheus, status, xylolabs, AppState};
+use super::{
+    admin, cloak, device_panel, events, faceblurest, field_page, maskit, piiblur, preview, prometheus, status,
+    xylolabs, AppState,
+};
 
 /// How a route takes its input.
 #[derive(Clone, Copy)]
@@ -18,6 +21,18 @@ pub enum Input {
     Json(&'static [(&'static str, bool)]),
     /// JSON body with these (name, JSON type, required) fields.
     JsonObject(&'static [(&'static str, &'static str, bool)]),
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    /// Anyone (health, the OpenAPI document, the field page's files, admin sign-in).
+    Open,
+    /// Any live API key.
+    Key,
+    /// An admin: a console session (cookie; state changes echo its CSRF token), an admin user's
+    /// password over HTTP Basic, or an admin API key.
+    Admin,
 }
 
 /// What a route answers on success.
@@ -32,6 +47,10 @@ pub enum Output {
     Stream(&'static str),
     /// A text document of this media type.
     Text(&'static str),
+    /// 302 to where the file is served.
+    Redirect,
+    /// 204 with a `Set-Cookie` (admin sign-in and sign-out).
+    Cookie,
 }
 
 pub struct RouteDoc {
@@ -41,7 +60,7 @@ pub struct RouteDoc {
     pub style: ApiStyle,
     pub handler: fn() -> MethodRouter<AppState>,
     pub summary: &'static str,
-    pub auth: bool,
+    pub auth: Access,
     /// Query parameters: (name, type, required).
     pub query: &'static [(&'static str, &'static str, bool)],
     pub input: Input,
@@ -54,41 +73,459 @@ const UPLOAD_ERRORS: &[u16] = &[400, 401, 413, 415, 422, 429, 503];
 const READ_ERRORS: &[u16] = &[401, 404, 429];
 
 pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "get", path: "/", style: ApiStyle::Veil, handler: || get(field_page::index), summary: "The field page: sign in, upload and review photos, watch the device", auth: false, query: &[], input: Input::None, output: Output::Text("text/html"), errors: &[] },
-    RouteDoc { method: "get", path: "/field/app.js", style: ApiStyle::Veil, handler: || get(field_page::script), summary: "The field page's script", auth: false, query: &[], input: Input::None, output: Output::Text("text/javascript"), errors: &[] },
-    RouteDoc { method: "get", path: "/field/zip.js", style: ApiStyle::Veil, handler: || get(field_page::zip_script), summary: "The field page's zip writer (download all)", auth: false, query: &[], input: Input::None, output: Output::Text("text/javascript"), errors: &[] },
-    RouteDoc { method: "get", path: "/field/style.css", style: ApiStyle::Veil, handler: || get(field_page::style), summary: "The field page's style sheet", auth: false, query: &[], input: Input::None, output: Output::Text("text/css"), errors: &[] },
-    RouteDoc { method: "get", path: "/health", style: ApiStyle::Xylolabs, handler: || get(xylolabs::health), summary: "Liveness and the loaded model (503 while not ready)", auth: false, query: &[], input: Input::None, output: Output::Json(200, "Health"), errors: &[503] },
-    RouteDoc { method: "get", path: "/v1/health", style: ApiStyle::Cloak, handler: || get(cloak::health), summary: "Liveness and version", auth: false, query: &[], input: Input::None, output: Output::Json(200, "CloakHealth"), errors: &[] },
-    RouteDoc { method: "get", path: "/openapi.json", style: ApiStyle::Veil, handler: || get(status::openapi), summary: "This document", auth: false, query: &[], input: Input::None, output: Output::Json(200, "OpenApi"), errors: &[] },
-    RouteDoc { method: "post", path: "/v1/protect", style: ApiStyle::Cloak, handler: || post(cloak::protect), summary: "Queue one photo for face protection (PNG result)", auth: true, query: &[], input: Input::Multipart(&[("file", true, true), ("webhook_url", false, false)]), output: Output::Json(200, "CloakJob"), errors: UPLOAD_ERRORS },
-    RouteDoc { method: "post", path: "/v1/batch-protect", style: ApiStyle::Cloak, handler: || post(cloak::batch_protect), summary: "Queue up to 20 photos", auth: true, query: &[], input: Input::Multipart(&[("files", true, true), ("webhook_url", false, false)]), output: Output::Json(200, "CloakBatch"), errors: UPLOAD_ERRORS },
-    RouteDoc { method: "get", path: "/v1/status/{job_id}", style: ApiStyle::Cloak, handler: || get(cloak::status), summary: "A job's status", auth: true, query: &[], input: Input::None, output: Output::Json(200, "CloakStatus"), errors: READ_ERRORS },
-    RouteDoc { method: "get", path: "/v1/download/{job_id}", style: ApiStyle::Cloak, handler: || get(cloak::download), summary: "The protected PNG (409 while processing, 422 no face)", auth: true, query: &[], input: Input::None, output: Output::Image, errors: &[401, 404, 409, 422, 429, 500] },
-    RouteDoc { method: "get", path: "/v1/backends", style: ApiStyle::Cloak, handler: || get(cloak::backends), summary: "The active and available detection backends", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Backends"), errors: &[401, 429] },
-    RouteDoc { method: "post", path: "/api/v1/detect", style: ApiStyle::Xylolabs, handler: || post(xylolabs::detect), summary: "Detect faces (and licence plates with categories=faces,license_plates); JSON boxes, landmarks and timings", auth: true, query: &[("confidence", "number", false), ("nms_threshold", "number", false), ("max_faces", "integer", false), ("categories", "string", false), ("detect_rotations", "string", false)], input: Input::Multipart(&[("image", true, true)]), output: Output::Json(200, "DetectResponse"), errors: UPLOAD_ERRORS },
-    RouteDoc { method: "post", path: "/api/v1/mask", style: ApiStyle::Xylolabs, handler: || post(xylolabs::mask), summary: "Detect and mask faces (and licence plates with categories); the image back with X-* timing headers", auth: true, query: &[("confidence", "number", false), ("nms_threshold", "number", false), ("max_faces", "integer", false), ("categories", "string", false), ("detect_rotations", "string", false), ("method", "string", false), ("strength", "number", false), ("padding", "number", false), ("format", "string", false), ("quality", "integer", false)], input: Input::Multipart(&[("image", true, true)]), output: Output::Image, errors: UPLOAD_ERRORS },
-    RouteDoc { method: "post", path: "/api/v1/media/redact", style: ApiStyle::PiiBlur, handler: || post(piiblur::redact), summary: "Queue a photo or a video (mp4, mov, webm) for redaction (veil adds method, shape, strength, padding)", auth: true, query: &[], input: Input::Multipart(&[("file", true, true), ("pii_categories[]", false, true), ("obfuscation_type", false, false), ("webhook_url", false, false), ("method", false, false), ("shape", false, false), ("strength", false, false), ("padding", false, false), ("detect_rotations", false, false)]), output: Output::Json(201, "MediaQueued"), errors: UPLOAD_ERRORS },
-    RouteDoc { method: "get", path: "/api/v1/media", style: ApiStyle::PiiBlur, handler: || get(piiblur::list), summary: "List media, 20 a page", auth: true, query: &[("status", "string", false), ("media_type", "string", false), ("page", "integer", false)], input: Input::None, output: Output::Json(200, "MediaList"), errors: &[401, 422, 429] },
-    RouteDoc { method: "get", path: "/api/v1/media/{id}", style: ApiStyle::PiiBlur, handler: || get(piiblur::show), summary: "One media record", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Media"), errors: READ_ERRORS },
-    RouteDoc { method: "delete", path: "/api/v1/media/{id}", style: ApiStyle::PiiBlur, handler: || delete(piiblur::delete), summary: "Delete a media record and its files", auth: true, query: &[], input: Input::None, output: Output::NoContent, errors: READ_ERRORS },
-    RouteDoc { method: "get", path: "/api/v1/media/{id}/download", style: ApiStyle::PiiBlur, handler: || get(piiblur::download), summary: "The redacted image or video (videos are streamed)", auth: true, query: &[], input: Input::None, output: Output::Media, errors: &[401, 404, 409, 422, 429] },
-    RouteDoc { method: "get", path: "/api/v1/media/{id}/original", style: ApiStyle::PiiBlur, handler: || get(piiblur::original), summary: "The uploaded original while it is kept (404 once deleted)", auth: true, query: &[], input: Input::None, output: Output::Media, errors: READ_ERRORS },
-    RouteDoc { method: "get", path: "/api/v1/usage", style: ApiStyle::PiiBlur, handler: || get(piiblur::usage), summary: "Requests today, limits and media counts", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Usage"), errors: &[401, 429] },
-    RouteDoc { method: "post", path: "/api/v1/masking/process-image", style: ApiStyle::MaskIt, handler: || post(maskit::process_image), summary: "Queue a photo for masking (field names in any letter case)", auth: true, query: &[], input: Input::Multipart(&[("image", true, true), ("faces", false, false), ("humans", false, false), ("licensePlates", false, false), ("shape", false, false), ("method", false, false), ("blurStrength", false, false), ("edgeBlurSize", false, false), ("metadata", false, false), ("useWebhook", false, false)]), output: Output::Json(200, "MaskItJob"), errors: UPLOAD_ERRORS },
-    RouteDoc { method: "get", path: "/api/v1/masking/image-status", style: ApiStyle::MaskIt, handler: || get(maskit::image_status), summary: "A masking job's status", auth: true, query: &[("jobId", "string", true)], input: Input::None, output: Output::Json(200, "MaskItStatus"), errors: &[400, 401, 404, 429] },
-    RouteDoc { method: "get", path: "/api/v1/masking/image-download", style: ApiStyle::MaskIt, handler: || get(maskit::image_download), summary: "The masked image, once", auth: true, query: &[("jobId", "string", true)], input: Input::None, output: Output::Image, errors: &[400, 401, 404, 429] },
-    RouteDoc { method: "post", path: "/faceblurest", style: ApiStyle::FaceBlurest, handler: || post(faceblurest::blur), summary: "Blur faces in a base64 photo", auth: true, query: &[], input: Input::Json(&[("base64_Photo_String", true), ("photo_url", false)]), output: Output::Json(200, "FaceBlurestAnswer"), errors: &[400, 401, 413, 429, 503] },
-    RouteDoc { method: "post", path: "/FaceBlurest.aspx", style: ApiStyle::FaceBlurest, handler: || post(faceblurest::blur), summary: "The same, under the original service's path", auth: true, query: &[], input: Input::Json(&[("base64_Photo_String", true), ("photo_url", false)]), output: Output::Json(200, "FaceBlurestAnswer"), errors: &[400, 401, 413, 429, 503] },
-    RouteDoc { method: "get", path: "/api/v1/admin/keys", style: ApiStyle::Veil, handler: || get(admin::list), summary: "List API keys (admin keys only)", auth: true, query: &[], input: Input::None, output: Output::Json(200, "KeyList"), errors: &[401, 403, 429] },
-    RouteDoc { method: "post", path: "/api/v1/admin/keys", style: ApiStyle::Veil, handler: || post(admin::create), summary: "Create an API key; the key is in the answer, once (admin keys only)", auth: true, query: &[], input: Input::JsonObject(&[("name", "string", true), ("admin", "boolean", false)]), output: Output::Json(201, "NewKey"), errors: &[401, 403, 422, 429] },
-    RouteDoc { method: "delete", path: "/api/v1/admin/keys/{id}", style: ApiStyle::Veil, handler: || delete(admin::revoke), summary: "Revoke an API key by id or prefix (admin keys only)", auth: true, query: &[], input: Input::None, output: Output::Json(200, "RevokedKey"), errors: &[401, 403, 404, 429] },
-    RouteDoc { method: "get", path: "/api/v1/stream.mjpeg", style: ApiStyle::Veil, handler: || get(preview::stream_mjpeg), summary: "Live redacted preview (multipart/x-mixed-replace)", auth: true, query: &[], input: Input::None, output: Output::Stream("multipart/x-mixed-replace"), errors: &[401, 404, 429] },
-    RouteDoc { method: "get", path: "/api/v1/events", style: ApiStyle::Veil, handler: || get(events::frame_events), summary: "Per-frame results as Server-Sent Events", auth: true, query: &[], input: Input::None, output: Output::Stream("text/event-stream"), errors: &[401, 404, 429] },
-    RouteDoc { method: "get", path: "/api/v1/device", style: ApiStyle::Veil, handler: || get(device_panel::device), summary: "Board telemetry, pipeline counters and the redaction defaults (the field page's device panel)", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Device"), errors: &[401, 429] },
-    RouteDoc { method: "get", path: "/metrics", style: ApiStyle::Veil, handler: || get(prometheus::metrics), summary: "Counters and board health in Prometheus text format (scrape with a bearer key)", auth: true, query: &[], input: Input::None, output: Output::Text("text/plain"), errors: &[401, 429] },
-    RouteDoc { method: "get", path: "/api/v1/pipeline", style: ApiStyle::Veil, handler: || get(status::pipeline), summary: "Camera pipeline counters and latencies", auth: true, query: &[], input: Input::None, output: Output::Json(200, "Pipeline"), errors: &[401, 404, 429] },
+    RouteDoc {
+        method: "get",
+        path: "/",
+        style: ApiStyle::Veil,
+        handler: || get(field_page::index),
+        summary: "The field page: sign in, upload and review photos, watch the device",
+        auth: Access::Open,
+        query: &[],
+        input: Input::None,
+        output: Output::Text("text/html"),
+        errors: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/field/app.js",
+        style: ApiStyle::Veil,
+        handler: || get(field_page::script),
+        summary: "The field page's script",
+        auth: Access::Open,
+        query: &[],
+        input: Input::None,
+        output: Output::Text("text/javascript"),
+        errors: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/field/zip.js",
+        style: ApiStyle::Veil,
+        handler: || get(field_page::zip_script),
+        summary: "The field page's zip writer (download all)",
+        auth: Access::Open,
+        query: &[],
+        input: Input::None,
+        output: Output::Text("text/javascript"),
+        errors: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/field/style.css",
+        style: ApiStyle::Veil,
+        handler: || get(field_page::style),
+        summary: "The field page's style sheet",
+        auth: Access::Open,
+        query: &[],
+        input: Input::None,
+        output: Output::Text("text/css"),
+        errors: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/health",
+        style: ApiStyle::Xylolabs,
+        handler: || get(xylolabs::health),
+        summary: "Liveness and the loaded model (503 while not ready)",
+        auth: Access::Open,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "Health"),
+        errors: &[503],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/health",
+        style: ApiStyle::Cloak,
+        handler: || get(cloak::health),
+        summary: "Liveness and version",
+        auth: Access::Open,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "CloakHealth"),
+        errors: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/openapi.json",
+        style: ApiStyle::Veil,
+        handler: || get(status::openapi),
+        summary: "This document",
+        auth: Access::Open,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "OpenApi"),
+        errors: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/protect",
+        style: ApiStyle::Cloak,
+        handler: || post(cloak::protect),
+        summary: "Queue one photo for face protection (PNG result)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::Multipart(&[("file", true, true), ("webhook_url", false, false)]),
+        output: Output::Json(200, "CloakJob"),
+        errors: UPLOAD_ERRORS,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/batch-protect",
+        style: ApiStyle::Cloak,
+        handler: || post(cloak::batch_protect),
+        summary: "Queue up to 20 photos",
+        auth: Access::Key,
+        query: &[],
+        input: Input::Multipart(&[("files", true, true), ("webhook_url", false, false)]),
+        output: Output::Json(200, "CloakBatch"),
+        errors: UPLOAD_ERRORS,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/status/{job_id}",
+        style: ApiStyle::Cloak,
+        handler: || get(cloak::status),
+        summary: "A job's status",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "CloakStatus"),
+        errors: READ_ERRORS,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/download/{job_id}",
+        style: ApiStyle::Cloak,
+        handler: || get(cloak::download),
+        summary: "The protected PNG (409 while processing, 422 no face)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Image,
+        errors: &[401, 404, 409, 422, 429, 500],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/backends",
+        style: ApiStyle::Cloak,
+        handler: || get(cloak::backends),
+        summary: "The active and available detection backends",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "Backends"),
+        errors: &[401, 429],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/detect",
+        style: ApiStyle::Xylolabs,
+        handler: || post(xylolabs::detect),
+        summary:
+            "Detect faces (and licence plates with categories=faces,license_plates); JSON boxes, landmarks and timings",
+        auth: Access::Key,
+        query: &[
+            ("confidence", "number", false),
+            ("nms_threshold", "number", false),
+            ("max_faces", "integer", false),
+            ("categories", "string", false),
+            ("detect_rotations", "string", false),
+        ],
+        input: Input::Multipart(&[("image", true, true)]),
+        output: Output::Json(200, "DetectResponse"),
+        errors: UPLOAD_ERRORS,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/mask",
+        style: ApiStyle::Xylolabs,
+        handler: || post(xylolabs::mask),
+        summary: "Detect and mask faces (and licence plates with categories); the image back with X-* timing headers",
+        auth: Access::Key,
+        query: &[
+            ("confidence", "number", false),
+            ("nms_threshold", "number", false),
+            ("max_faces", "integer", false),
+            ("categories", "string", false),
+            ("detect_rotations", "string", false),
+            ("method", "string", false),
+            ("strength", "number", false),
+            ("padding", "number", false),
+            ("format", "string", false),
+            ("quality", "integer", false),
+        ],
+        input: Input::Multipart(&[("image", true, true)]),
+        output: Output::Image,
+        errors: UPLOAD_ERRORS,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/media/redact",
+        style: ApiStyle::PiiBlur,
+        handler: || post(piiblur::redact),
+        summary: "Queue a photo or a video (mp4, mov, webm) for redaction (veil adds method, shape, strength, padding)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::Multipart(&[
+            ("file", true, true),
+            ("pii_categories[]", false, true),
+            ("obfuscation_type", false, false),
+            ("webhook_url", false, false),
+            ("method", false, false),
+            ("shape", false, false),
+            ("strength", false, false),
+            ("padding", false, false),
+            ("detect_rotations", false, false),
+        ]),
+        output: Output::Json(201, "MediaQueued"),
+        errors: UPLOAD_ERRORS,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/media",
+        style: ApiStyle::PiiBlur,
+        handler: || get(piiblur::list),
+        summary: "List media, 20 a page",
+        auth: Access::Key,
+        query: &[("status", "string", false), ("media_type", "string", false), ("page", "integer", false)],
+        input: Input::None,
+        output: Output::Json(200, "MediaList"),
+        errors: &[401, 422, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/media/{id}",
+        style: ApiStyle::PiiBlur,
+        handler: || get(piiblur::show),
+        summary: "One media record",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "Media"),
+        errors: READ_ERRORS,
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/api/v1/media/{id}",
+        style: ApiStyle::PiiBlur,
+        handler: || delete(piiblur::delete),
+        summary: "Delete a media record and its files",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::NoContent,
+        errors: READ_ERRORS,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/media/{id}/download",
+        style: ApiStyle::PiiBlur,
+        handler: || get(piiblur::download),
+        summary: "The redacted image or video (videos are streamed)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Media,
+        errors: &[401, 404, 409, 422, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/media/{id}/original",
+        style: ApiStyle::PiiBlur,
+        handler: || get(piiblur::original),
+        summary: "The uploaded original while it is kept (404 once deleted)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Media,
+        errors: READ_ERRORS,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/usage",
+        style: ApiStyle::PiiBlur,
+        handler: || get(piiblur::usage),
+        summary: "Requests today, limits and media counts",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "Usage"),
+        errors: &[401, 429],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/masking/process-image",
+        style: ApiStyle::MaskIt,
+        handler: || post(maskit::process_image),
+        summary: "Queue a photo for masking (field names in any letter case)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::Multipart(&[
+            ("image", true, true),
+            ("faces", false, false),
+            ("humans", false, false),
+            ("licensePlates", false, false),
+            ("shape", false, false),
+            ("method", false, false),
+            ("blurStrength", false, false),
+            ("edgeBlurSize", false, false),
+            ("metadata", false, false),
+            ("useWebhook", false, false),
+        ]),
+        output: Output::Json(200, "MaskItJob"),
+        errors: UPLOAD_ERRORS,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/masking/image-status",
+        style: ApiStyle::MaskIt,
+        handler: || get(maskit::image_status),
+        summary: "A masking job's status",
+        auth: Access::Key,
+        query: &[("jobId", "string", true)],
+        input: Input::None,
+        output: Output::Json(200, "MaskItStatus"),
+        errors: &[400, 401, 404, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/masking/image-download",
+        style: ApiStyle::MaskIt,
+        handler: || get(maskit::image_download),
+        summary: "The masked image, once",
+        auth: Access::Key,
+        query: &[("jobId", "string", true)],
+        input: Input::None,
+        output: Output::Image,
+        errors: &[400, 401, 404, 429],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/faceblurest",
+        style: ApiStyle::FaceBlurest,
+        handler: || post(faceblurest::blur),
+        summary: "Blur faces in a base64 photo",
+        auth: Access::Key,
+        query: &[],
+        input: Input::Json(&[("base64_Photo_String", true), ("photo_url", false)]),
+        output: Output::Json(200, "FaceBlurestAnswer"),
+        errors: &[400, 401, 413, 429, 503],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/FaceBlurest.aspx",
+        style: ApiStyle::FaceBlurest,
+        handler: || post(faceblurest::blur),
+        summary: "The same, under the original service's path",
+        auth: Access::Key,
+        query: &[],
+        input: Input::Json(&[("base64_Photo_String", true), ("photo_url", false)]),
+        output: Output::Json(200, "FaceBlurestAnswer"),
+        errors: &[400, 401, 413, 429, 503],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/admin/keys",
+        style: ApiStyle::Veil,
+        handler: || get(admin::list),
+        summary: "List API keys (admin keys only)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "KeyList"),
+        errors: &[401, 403, 429],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/admin/keys",
+        style: ApiStyle::Veil,
+        handler: || post(admin::create),
+        summary: "Create an API key; the key is in the answer, once (admin keys only)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::JsonObject(&[("name", "string", true), ("admin", "boolean", false)]),
+        output: Output::Json(201, "NewKey"),
+        errors: &[401, 403, 422, 429],
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/api/v1/admin/keys/{id}",
+        style: ApiStyle::Veil,
+        handler: || delete(admin::revoke),
+        summary: "Revoke an API key by id or prefix (admin keys only)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "RevokedKey"),
+        errors: &[401, 403, 404, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/stream.mjpeg",
+        style: ApiStyle::Veil,
+        handler: || get(preview::stream_mjpeg),
+        summary: "Live redacted preview (multipart/x-mixed-replace)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Stream("multipart/x-mixed-replace"),
+        errors: &[401, 404, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/events",
+        style: ApiStyle::Veil,
+        handler: || get(events::frame_events),
+        summary: "Per-frame results as Server-Sent Events",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Stream("text/event-stream"),
+        errors: &[401, 404, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/device",
+        style: ApiStyle::Veil,
+        handler: || get(device_panel::device),
+        summary: "Board telemetry, pipeline counters and the redaction defaults (the field page's device panel)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "Device"),
+        errors: &[401, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/metrics",
+        style: ApiStyle::Veil,
+        handler: || get(prometheus::metrics),
+        summary: "Counters and board health in Prometheus text format (scrape with a bearer key)",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Text("text/plain"),
+        errors: &[401, 429],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/pipeline",
+        style: ApiStyle::Veil,
+        handler: || get(status::pipeline),
+        summary: "Camera pipeline counters and latencies",
+        auth: Access::Key,
+        query: &[],
+        input: Input::None,
+        output: Output::Json(200, "Pipeline"),
+        errors: &[401, 404, 429],
+    },
 ];
+
+/// Every route: the table above and the Xylolabs admin API's.
+pub fn routes() -> impl Iterator<Item = &'static RouteDoc> {
+    ROUTES.iter().chain(super::xylolabs_admin::ROUTES.iter())
+}
 
 fn error_schema(style: ApiStyle) -> Value {
     match style {
@@ -126,28 +563,51 @@ fn operation(r: &RouteDoc) -> Value {
     }
     let mut responses = Map::new();
     let ok = match r.output {
-        Output::Json(status, schema) => (status, json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})),
-        Output::Image => (200, json!({"description": "The image", "content": {
+        Output::Json(status, schema) => (
+            status,
+            json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
+        ),
+        Output::Image => (
+            200,
+            json!({"description": "The image", "content": {
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            "image/webp": {"schema": {"type": "string", "format": "binary"}}}})),
-        Output::Media => (200, json!({"description": "The image or video", "content": {
+            "image/webp": {"schema": {"type": "string", "format": "binary"}}}}),
+        ),
+        Output::Media => (
+            200,
+            json!({"description": "The image or video", "content": {
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
             "image/webp": {"schema": {"type": "string", "format": "binary"}},
             "video/mp4": {"schema": {"type": "string", "format": "binary"}},
             "video/quicktime": {"schema": {"type": "string", "format": "binary"}},
             "video/webm": {"schema": {"type": "string", "format": "binary"}},
-            "video/x-matroska": {"schema": {"type": "string", "format": "binary"}}}})),
+            "video/x-matroska": {"schema": {"type": "string", "format": "binary"}}}}),
+        ),
         Output::NoContent => (204, json!({"description": "Deleted"})),
-        Output::Stream(mime) => (200, json!({"description": "A stream", "content": {mime: {"schema": {"type": "string"}}}})),
-        Output::Text(mime) => (200, json!({"description": "A text document", "content": {mime: {"schema": {"type": "string"}}}})),
+        Output::Stream(mime) => {
+            (200, json!({"description": "A stream", "content": {mime: {"schema": {"type": "string"}}}}))
+        }
+        Output::Text(mime) => {
+            (200, json!({"description": "A text document", "content": {mime: {"schema": {"type": "string"}}}}))
+        }
+        Output::Redirect => (
+            302,
+            json!({"description": "Found: the file is at Location", "headers": {"Location": {"schema": {"type": "string"}}}}),
+        ),
+        Output::Cookie => (
+            204,
+            json!({"description": "Done: the session cookie is in Set-Cookie", "headers": {"Set-Cookie": {"schema": {"type": "string"}}}}),
+        ),
     };
     responses.insert(ok.0.to_string(), ok.1);
     let mut errors: Vec<u16> = r.errors.to_vec();
     errors.extend([500, 503]);
-    if r.auth {
-        errors.extend([401, 429]);
+    match r.auth {
+        Access::Open => {}
+        Access::Key => errors.extend([401, 429]),
+        Access::Admin => errors.extend([401, 403, 429]),
     }
     if !matches!(r.input, Input::None) {
         errors.extend([400, 413]);
@@ -167,8 +627,10 @@ fn operation(r: &RouteDoc) -> Value {
         "parameters": params,
         "responses": responses,
     });
-    if !r.auth {
-        op["security"] = json!([]);
+    match r.auth {
+        Access::Open => op["security"] = json!([]),
+        Access::Key => {}
+        Access::Admin => op["security"] = json!([{"adminSession": []}, {"basic": []}, {"apiKey": []}, {"bearer": []}]),
     }
     match r.input {
         Input::None => {}
@@ -176,11 +638,8 @@ fn operation(r: &RouteDoc) -> Value {
             let mut props = Map::new();
             let mut required = Vec::new();
             for (name, is_file, req) in fields {
-                let schema = if *is_file {
-                    json!({"type": "string", "format": "binary"})
-                } else {
-                    json!({"type": "string"})
-                };
+                let schema =
+                    if *is_file { json!({"type": "string", "format": "binary"}) } else { json!({"type": "string"}) };
                 props.insert(name.to_string(), schema);
                 if *req {
                     required.push(*name);
@@ -190,13 +649,15 @@ fn operation(r: &RouteDoc) -> Value {
                 "type": "object", "properties": props, "required": required}}}});
         }
         Input::Json(fields) => {
-            let props: Map<String, Value> = fields.iter().map(|(n, _)| (n.to_string(), json!({"type": "string"}))).collect();
+            let props: Map<String, Value> =
+                fields.iter().map(|(n, _)| (n.to_string(), json!({"type": "string"}))).collect();
             let required: Vec<&str> = fields.iter().filter(|(_, r)| *r).map(|(n, _)| *n).collect();
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
                 "type": "object", "properties": props, "required": required}}}});
         }
         Input::JsonObject(fields) => {
-            let props: Map<String, Value> = fields.iter().map(|(n, ty, _)| (n.to_string(), json!({"type": ty}))).collect();
+            let props: Map<String, Value> =
+                fields.iter().map(|(n, ty, _)| (n.to_string(), json!({"type": ty}))).collect();
             let required: Vec<&str> = fields.iter().filter(|(_, _, r)| *r).map(|(n, _, _)| *n).collect();
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
                 "type": "object", "properties": props, "required": required, "additionalProperties": false}}}});
@@ -208,7 +669,7 @@ fn operation(r: &RouteDoc) -> Value {
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for r in ROUTES {
+    for r in routes() {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method] = operation(r);
     }
@@ -226,23 +687,33 @@ pub fn document() -> Value {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic"},
+                "adminSession": {"type": "apiKey", "in": "cookie", "name": super::xylolabs_admin::SESSION_COOKIE},
             },
-            "schemas": schemas(),
+            "schemas": all_schemas(),
         },
     })
 }
 
-fn obj(props: Value, required: &[&str]) -> Value {
+/// The schemas above and the admin API's.
+fn all_schemas() -> Value {
+    let mut all = schemas();
+    if let (Some(map), Value::Object(admin)) = (all.as_object_mut(), super::xylolabs_admin::schemas()) {
+        map.extend(admin);
+    }
+    all
+}
+
+pub(super) fn obj(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
-const NUM: &str = "number";
+pub(super) const NUM: &str = "number";
 
-fn t(ty: &str) -> Value {
+pub(super) fn t(ty: &str) -> Value {
     json!({"type": ty})
 }
 
-fn nullable(ty: &str) -> Value {
+pub(super) fn nullable(ty: &str) -> Value {
     json!({"type": [ty, "null"]})
 }
 

@@ -102,7 +102,7 @@ fn detect_options(state: &AppState, query: &[(String, String)], form: &UploadFor
     })
 }
 
-async fn read_request(
+pub(super) async fn read_request(
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<(Vec<(String, String)>, UploadForm), ApiError> {
@@ -111,7 +111,11 @@ async fn read_request(
     Ok((query, form))
 }
 
-async fn run(state: &AppState, form: &UploadForm, options: ResolvedOptions) -> Result<(Processed, usize), ApiError> {
+pub(super) async fn run(
+    state: &AppState,
+    form: &UploadForm,
+    options: ResolvedOptions,
+) -> Result<(Processed, usize), ApiError> {
     let file = form.single_file(&["image", "file"], STYLE)?;
     let size = file.bytes.len();
     let done = state.engine.run_inline(file.bytes.clone(), options).await.map_err(|e| inline_error(STYLE, e))?;
@@ -172,6 +176,21 @@ pub async fn detect(
     let report = options.report.clone();
     let (done, size) = run(&state, &form, options).await?;
     let request_id = crate::jobs::new_job_id();
+    let body = detect_body(&state, &done, size, &report, &request_id);
+    let mut resp = Json(body).into_response();
+    set_headers(&mut resp, &state, &request_id, &done);
+    Ok(resp)
+}
+
+/// The detect answer for a processed photo: the service's `summary`, `processing` and
+/// `profiling` blocks, then veil's own fields beside them.
+pub(super) fn detect_body(
+    state: &AppState,
+    done: &Processed,
+    size: usize,
+    report: &crate::jobs::options::ReportFilter,
+    request_id: &str,
+) -> Value {
     let t = done.timings;
     let faces: Vec<&veil_models::Detection> =
         done.detections.iter().filter(|d| d.category == veil_models::Category::Face).collect();
@@ -179,8 +198,7 @@ pub async fn detect(
     let face_area: f64 = faces.iter().map(|d| d.bbox.area() as f64).sum();
     let pixels = done.width as f64 * done.height as f64;
     let (net_w, net_h) = done.network_input;
-    let body = json!({
-        // The service's documented blocks: `summary`, `processing` and `profiling`.
+    json!({
         "summary": {
             "face_count": faces.len(),
             "avg_confidence": (!scores.is_empty()).then(|| r4(scores.iter().sum::<f64>() / scores.len() as f64)),
@@ -206,8 +224,8 @@ pub async fn detect(
             "postprocess_ms": ms(t.postprocess_ms),
             // Box decoding and suppression are one step in veil, timed as postprocess.
             "nms_ms": 0.0,
-            "mask_ms": 0.0,
-            "encode_ms": 0.0,
+            "mask_ms": ms(t.mask_ms),
+            "encode_ms": ms(t.encode_ms),
             "storage_ms": 0.0,
             "total_ms": ms(t.total_ms),
             "candidates_before_nms": Value::Null,
@@ -216,7 +234,7 @@ pub async fn detect(
             "input_resolution": format!("{}x{}", done.width, done.height),
             "det_resolution": format!("{net_w}x{net_h}"),
             "input_bytes": size,
-            "output_bytes": 0,
+            "output_bytes": done.encoded.len(),
             "input_pixels": done.width as u64 * done.height as u64,
             "model_name": state.active_backend(),
         },
@@ -225,8 +243,8 @@ pub async fn detect(
         "job_id": Value::Null,
         "image": {"width": done.width, "height": done.height, "channels": 3, "size_bytes": size},
         "detections": done.detections.iter().enumerate().map(|(i, d)| detection_json(i, d, done.width, done.height)).collect::<Vec<_>>(),
-        "face_count": count(&done, veil_models::Category::Face),
-        "plate_count": count(&done, veil_models::Category::LicensePlate),
+        "face_count": count(done, veil_models::Category::Face),
+        "plate_count": count(done, veil_models::Category::LicensePlate),
         "network_input": {"width": done.network_input.0, "height": done.network_input.1},
         "model": state.active_backend(),
         "timings": {
@@ -236,10 +254,7 @@ pub async fn detect(
             "postprocess_ms": ms(t.postprocess_ms),
             "total_ms": ms(t.total_ms),
         },
-    });
-    let mut resp = Json(body).into_response();
-    set_headers(&mut resp, &state, &request_id, &done);
-    Ok(resp)
+    })
 }
 
 pub async fn mask(
@@ -248,8 +263,24 @@ pub async fn mask(
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let (query, form) = read_request(query, mp).await?;
-    let mut options = detect_options(&state, &query, &form)?;
-    let method = param(&query, &form, "method").unwrap_or("gaussian").to_ascii_lowercase();
+    let resolved = mask_options(&state, &query, &form)?;
+    let (done, _) = run(&state, &form, resolved).await?;
+    let request_id = crate::jobs::new_job_id();
+    let mime = done.format.mime();
+    let mut resp = ([(axum::http::header::CONTENT_TYPE, mime)], done.encoded.clone()).into_response();
+    set_headers(&mut resp, &state, &request_id, &done);
+    Ok(resp)
+}
+
+/// The mask request's options: the detect fields plus `method`, `strength` (0..1, a percentage,
+/// or the service's scale up to 199), `padding`, `format` and `quality` (default 95).
+pub(super) fn mask_options(
+    state: &AppState,
+    query: &[(String, String)],
+    form: &UploadForm,
+) -> Result<ResolvedOptions, ApiError> {
+    let mut options = detect_options(state, query, form)?;
+    let method = param(query, form, "method").unwrap_or("gaussian").to_ascii_lowercase();
     // "elliptical" is a blur inside the ellipse around the face; the other methods fill the box.
     let (name, shape) = match method.as_str() {
         "gaussian" | "blur" => ("gaussian", "rect"),
@@ -259,25 +290,17 @@ pub async fn mask(
         other => return Err(bad_value(STYLE, "method", other, "gaussian, pixelate, solid or elliptical")),
     };
     options.method = Some(name.into());
-    options.shape = Some(param(&query, &form, "shape").unwrap_or(shape).to_string());
-    // strength: 0..1, a percentage 1..100, or the service's own integer scale above 100 (its
-    // default is 199, the strongest). Never below veil's floor (raised in `resolve`).
-    options.strength = number::<f32>(&query, &form, "strength")?.map(|s| match s {
+    options.shape = Some(param(query, form, "shape").unwrap_or(shape).to_string());
+    // Never below veil's floor (raised in `resolve`).
+    options.strength = number::<f32>(query, form, "strength")?.map(|s| match s {
         s if s > 100.0 => (s / 199.0).min(1.0),
         s if s > 1.0 => s / 100.0,
         s => s,
     });
-    options.padding = number(&query, &form, "padding")?;
-    options.format = param(&query, &form, "format").map(|f| f.to_ascii_lowercase());
-    // The service's default JPEG quality is 95.
-    options.quality = number(&query, &form, "quality")?.or(Some(95));
-    let resolved = options.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))?;
-    let (done, _) = run(&state, &form, resolved).await?;
-    let request_id = crate::jobs::new_job_id();
-    let mime = done.format.mime();
-    let mut resp = ([(axum::http::header::CONTENT_TYPE, mime)], done.encoded.clone()).into_response();
-    set_headers(&mut resp, &state, &request_id, &done);
-    Ok(resp)
+    options.padding = number(query, form, "padding")?;
+    options.format = param(query, form, "format").map(|f| f.to_ascii_lowercase());
+    options.quality = number(query, form, "quality")?.or(Some(95));
+    options.resolve(&state.engine.defaults()).map_err(|e| ApiError::unprocessable(STYLE, e))
 }
 
 fn count(done: &Processed, category: veil_models::Category) -> usize {

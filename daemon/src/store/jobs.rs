@@ -173,6 +173,9 @@ pub struct JobFilter {
     pub api: Option<String>,
     pub status: Option<JobStatus>,
     pub media_type: Option<String>,
+    /// Jobs whose options name one of these masking methods (letter case ignored), and with
+    /// `.1` also those that name none (the device's default method is one of them).
+    pub methods: Option<(Vec<String>, bool)>,
 }
 
 impl Store {
@@ -200,7 +203,9 @@ impl Store {
 
     pub fn get_job(&self, id: &str) -> Result<Option<Job>, StoreError> {
         let conn = self.conn();
-        Ok(conn.query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), params![id], job_from_row).optional()?)
+        Ok(conn
+            .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), params![id], job_from_row)
+            .optional()?)
     }
 
     /// Move a queued job to processing (one more attempt) and return it; `None` if it is not
@@ -215,7 +220,9 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
-        Ok(conn.query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), params![id], job_from_row).optional()?)
+        Ok(conn
+            .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), params![id], job_from_row)
+            .optional()?)
     }
 
     /// Record a result. Only a job still processing can complete (a deleted job stays deleted).
@@ -224,7 +231,17 @@ impl Store {
             "UPDATE jobs SET status = 'completed', result_file = ?2, result_mime = ?3, result_bytes = ?4, width = ?5,
                 height = ?6, faces = ?7, detections = ?8, completed_at = ?9, error = NULL
              WHERE id = ?1 AND status = 'processing'",
-            params![id, r.result_file, r.result_mime, r.result_bytes, r.width, r.height, r.faces, r.detections, now_ms()],
+            params![
+                id,
+                r.result_file,
+                r.result_mime,
+                r.result_bytes,
+                r.width,
+                r.height,
+                r.faces,
+                r.detections,
+                now_ms()
+            ],
         )?;
         Ok(changed == 1)
     }
@@ -316,13 +333,25 @@ impl Store {
             clauses.push("media_type = ?");
             args.push(m.clone().into());
         }
+        let method_clause;
+        if let Some((names, or_default)) = &filter.methods {
+            let marks = vec!["?"; names.len()].join(", ");
+            let named = format!("LOWER(json_extract(options, '$.method')) IN ({marks})");
+            method_clause = match (names.is_empty(), or_default) {
+                (true, true) => "json_extract(options, '$.method') IS NULL".to_string(),
+                (true, false) => "0".to_string(),
+                (false, true) => format!("({named} OR json_extract(options, '$.method') IS NULL)"),
+                (false, false) => named,
+            };
+            clauses.push(&method_clause);
+            args.extend(names.iter().map(|n| n.to_ascii_lowercase().into()));
+        }
         let wh = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         let conn = self.conn();
-        let total: i64 = conn.query_row(
-            &format!("SELECT COUNT(*) FROM jobs {wh}"),
-            rusqlite::params_from_iter(args.iter()),
-            |r| r.get(0),
-        )?;
+        let total: i64 =
+            conn.query_row(&format!("SELECT COUNT(*) FROM jobs {wh}"), rusqlite::params_from_iter(args.iter()), |r| {
+                r.get(0)
+            })?;
         args.push(limit.into());
         args.push(offset.into());
         let mut stmt =
@@ -364,7 +393,9 @@ impl Store {
     }
 
     pub fn pending_jobs(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'processing')", [], |r| r.get(0))?;
+        let n: i64 =
+            self.conn()
+                .query_row("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'processing')", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 

@@ -18,6 +18,39 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
     /// May manage keys through `/api/v1/admin/keys`.
     pub admin: bool,
+    /// The key's last four characters (keys made before they were kept have none).
+    pub key_suffix: Option<String>,
+    /// Switched off through the admin API (`is_active: false`); a disabled key is refused.
+    pub disabled: bool,
+    pub last_used_at: Option<i64>,
+    /// Requests counted for the key, all days.
+    pub request_count: i64,
+}
+
+/// The columns every key query reads, in [`key_from_row`]'s order.
+const KEY_COLUMNS: &str = "id, name, prefix, created_at, revoked_at, admin, key_suffix, disabled, last_used_at,
+    (SELECT COALESCE(SUM(requests), 0) FROM key_usage WHERE key_usage.key_id = api_keys.id)";
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        prefix: r.get(2)?,
+        created_at: r.get(3)?,
+        revoked_at: r.get(4)?,
+        admin: r.get(5)?,
+        key_suffix: r.get(6)?,
+        disabled: r.get(7)?,
+        last_used_at: r.get(8)?,
+        request_count: r.get(9)?,
+    })
+}
+
+impl ApiKey {
+    /// Usable now: neither revoked nor disabled.
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none() && !self.disabled
+    }
 }
 
 fn random_hex(bytes: usize) -> Result<String, StoreError> {
@@ -50,13 +83,26 @@ impl Store {
             let prefix = random_hex(4)?;
             let key = format!("veil_{prefix}_{}", random_hex(32)?);
             let created_at = now_s();
+            let suffix = key[key.len() - 4..].to_string();
             let inserted = conn.execute(
-                "INSERT OR IGNORE INTO api_keys (name, prefix, key_sha256, created_at, admin) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, prefix, sha256_hex(&key), created_at, admin],
+                "INSERT OR IGNORE INTO api_keys (name, prefix, key_sha256, created_at, admin, key_suffix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, prefix, sha256_hex(&key), created_at, admin, suffix],
             )?;
             if inserted == 1 {
                 let id = conn.last_insert_rowid();
-                let record = ApiKey { id, name: name.to_string(), prefix, created_at, revoked_at: None, admin };
+                let record = ApiKey {
+                    id,
+                    name: name.to_string(),
+                    prefix,
+                    created_at,
+                    revoked_at: None,
+                    admin,
+                    key_suffix: Some(suffix),
+                    disabled: false,
+                    last_used_at: None,
+                    request_count: 0,
+                };
                 return Ok((record, key));
             }
             // A prefix collision (1 in 4 billion): draw again.
@@ -65,18 +111,42 @@ impl Store {
 
     pub fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, name, prefix, created_at, revoked_at, admin FROM api_keys ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(ApiKey {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                prefix: r.get(2)?,
-                created_at: r.get(3)?,
-                revoked_at: r.get(4)?,
-                admin: r.get(5)?,
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"))?;
+        let rows = stmt.query_map([], key_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One key's record by id.
+    pub fn get_key(&self, id: i64) -> Result<Option<ApiKey>, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"), params![id], key_from_row)
+            .optional()?)
+    }
+
+    /// Rename a key and/or switch it on or off; `None` when there is no such key.
+    pub fn update_key(&self, id: i64, name: Option<&str>, active: Option<bool>) -> Result<Option<ApiKey>, StoreError> {
+        if let Some(name) = name {
+            let name = name.trim();
+            if name.is_empty() || name.len() > 100 {
+                return Err(StoreError::NotFound("a key name must be 1..100 characters".into()));
+            }
+            self.conn().execute("UPDATE api_keys SET name = ?1 WHERE id = ?2", params![name, id])?;
+        }
+        if let Some(active) = active {
+            self.conn().execute("UPDATE api_keys SET disabled = ?1 WHERE id = ?2", params![!active, id])?;
+        }
+        self.get_key(id)
+    }
+
+    /// Delete a key's record for good (its usage counts go with it); false when there was none.
+    pub fn delete_key(&self, id: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM key_usage WHERE key_id = ?1", params![id])?;
+        let gone = tx.execute("DELETE FROM api_keys WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(gone == 1)
     }
 
     /// Revoke by id or by prefix; revoking twice is fine.
@@ -103,26 +173,14 @@ impl Store {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT id, name, prefix, created_at, revoked_at, key_sha256, admin FROM api_keys WHERE prefix = ?1",
+                &format!("SELECT {KEY_COLUMNS}, key_sha256 FROM api_keys WHERE prefix = ?1"),
                 params![prefix],
-                |r| {
-                    Ok((
-                        ApiKey {
-                            id: r.get(0)?,
-                            name: r.get(1)?,
-                            prefix: r.get(2)?,
-                            created_at: r.get(3)?,
-                            revoked_at: r.get(4)?,
-                            admin: r.get(6)?,
-                        },
-                        r.get::<_, String>(5)?,
-                    ))
-                },
+                |r| Ok((key_from_row(r)?, r.get::<_, String>(10)?)),
             )
             .optional()?;
         let Some((key, stored)) = row else { return Ok(None) };
         let matches: bool = sha256_hex(presented).as_bytes().ct_eq(stored.as_bytes()).into();
-        Ok((matches && key.revoked_at.is_none()).then_some(key))
+        Ok((matches && key.is_active()).then_some(key))
     }
 }
 
@@ -150,6 +208,17 @@ mod tests {
         assert!(store.verify_key(&key).unwrap().is_none());
         assert!(store.list_keys().unwrap()[0].revoked_at.is_some());
         assert!(store.revoke_key("nope").is_err());
+        // Disabled keys are refused until switched back on; a deleted key is gone.
+        let (other, key2) = store.create_key("second", false).unwrap();
+        assert_eq!(other.key_suffix.as_deref(), Some(&key2[key2.len() - 4..]));
+        let off = store.update_key(other.id, Some("renamed"), Some(false)).unwrap().unwrap();
+        assert!(off.disabled && off.name == "renamed");
+        assert!(store.verify_key(&key2).unwrap().is_none());
+        store.update_key(other.id, None, Some(true)).unwrap();
+        assert!(store.verify_key(&key2).unwrap().is_some());
+        assert!(store.delete_key(other.id).unwrap());
+        assert!(!store.delete_key(other.id).unwrap());
+        assert!(store.verify_key(&key2).unwrap().is_none() && store.get_key(other.id).unwrap().is_none());
         assert!(store.create_key("  ", false).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The daemon's persistent state: one SQLite database (WAL) in the state directory, with
-//! versioned migrations. Jobs, API keys and webhook deliveries live here.
+//! versioned migrations. Jobs, API keys, admin users and webhook deliveries live here.
 
+pub mod admin_users;
 pub mod jobs;
 pub mod keys;
 pub mod outbox;
@@ -90,6 +91,25 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN duration_ms INTEGER;
     ALTER TABLE jobs ADD COLUMN frames INTEGER;
     ALTER TABLE jobs ADD COLUMN frames_done INTEGER;",
+    // 5: the Xylolabs admin API: admin users (argon2id hashes) and their sessions; a key's last
+    // characters (shown as its preview), a switch to disable it and when it was last used.
+    "CREATE TABLE admin_users (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_login_at INTEGER
+    );
+    CREATE TABLE admin_sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES admin_users (id) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    ALTER TABLE api_keys ADD COLUMN key_suffix TEXT;
+    ALTER TABLE api_keys ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +189,10 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         let path = state_dir.join("veil.db");
         let shown = path.display().to_string();
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| StoreError::Open { path: shown.clone(), source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) })?;
+        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Open {
+            path: shown.clone(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
         let conn = Connection::open(&path).map_err(|source| StoreError::Open { path: shown.clone(), source })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -220,9 +242,15 @@ mod tests {
     fn calendar_months() {
         // 2026-12-06T03:00:00Z -> December 2026; 2024-02-29 -> February of a leap year.
         let (a, b) = month_bounds_ms(1_796_526_000_000);
-        assert_eq!((rfc3339(a).as_str(), rfc3339(b).as_str()), ("2026-12-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z"));
+        assert_eq!(
+            (rfc3339(a).as_str(), rfc3339(b).as_str()),
+            ("2026-12-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z")
+        );
         let (a, b) = month_bounds_ms(1_709_208_000_000);
-        assert_eq!((rfc3339(a).as_str(), rfc3339(b).as_str()), ("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"));
+        assert_eq!(
+            (rfc3339(a).as_str(), rfc3339(b).as_str()),
+            ("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z")
+        );
         assert_eq!(days_from_civil(1970, 1, 1), 0);
     }
 
