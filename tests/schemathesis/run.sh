@@ -19,6 +19,9 @@ work=$(mktemp -d)
 VEIL=$(realpath "$VEIL"); VENV=$(realpath "$VENV")
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 key=$("$VEIL" keys create --name schemathesis --state-dir "$work/state" | tail -1)
+# An admin user for the admin API's own pass (HTTP Basic: the fuzzer cannot delete a user).
+admin_password="fuzz-admin-password-$RANDOM$RANDOM"
+echo "$admin_password" | "$VEIL" admin add-user fuzz --state-dir "$work/state" > /dev/null
 # No rate limit: the fuzzer sends thousands of requests.
 printf '[api]\nrate_per_minute = 0\nrate_per_day = 0\n' > "$work/veil.toml"
 "$VEIL" serve --config "$work/veil.toml" --state-dir "$work/state" --listen 127.0.0.1:0 2> "$work/log" &
@@ -37,6 +40,16 @@ cd "$work"
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --report-dir "$work/report" > "$work/st.log" 2>&1 || { cat "$work/st.log"; tail -20 "$work/log"; exit 1; }
 tail -12 "$work/st.log"
+# The Xylolabs admin API as an admin (the pass above sees its 401/403 only).
+basic=$(printf 'fuzz:%s' "$admin_password" | base64 -w0)
+"$VENV/bin/st" run "$base/openapi.json" -H "Authorization: Basic $basic" -w 1 --max-time "${ADMIN_MAX_TIME:-45}" \
+    --include-path-regex '^/api/v1/admin/(auth|stats|images|jobs|test|api-keys)' \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --report-dir "$work/report-admin" > "$work/st-admin.log" 2>&1 || { cat "$work/st-admin.log"; tail -20 "$work/log"; exit 1; }
+tail -12 "$work/st-admin.log"
+if grep -q "Authentication failed" "$work/st-admin.log"; then
+    echo "schemathesis: the admin pass was not let in"; exit 1
+fi
 if grep -q "panicked" "$work/log"; then
     grep -B2 -A5 panicked "$work/log"
     exit 1
