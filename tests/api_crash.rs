@@ -32,12 +32,7 @@ fn kill_9_mid_batch_loses_no_job_and_leaks_no_original() {
     let mut ids = Vec::new();
     for _ in 0..JOBS {
         let part = Part::bytes(upload.clone()).file_name("astronaut.png").mime_str("image/png").unwrap();
-        let resp = c
-            .post(d.url("/v1/protect"))
-            .header("X-API-Key", &key)
-            .multipart(Form::new().part("file", part))
-            .send()
-            .unwrap();
+        let resp = c.post(d.url("/v1/protect")).header("X-API-Key", &key).multipart(Form::new().part("file", part)).send().unwrap();
         assert_eq!(resp.status(), 200);
         let v: Value = resp.json().unwrap();
         ids.push(v["job_id"].as_str().unwrap().to_string());

@@ -88,8 +88,7 @@ fn cloakbioguard_style_protect_status_download_batch_and_webhook() {
     assert!(health["version"].is_string());
 
     // Auth: none, wrong, revoked-looking keys -> 401 {"detail"}.
-    let (s, body) =
-        json(c.post(d.url("/v1/protect")).multipart(Form::new().part("file", file_part("group6.jpg"))).send().unwrap());
+    let (s, body) = json(c.post(d.url("/v1/protect")).multipart(Form::new().part("file", file_part("group6.jpg"))).send().unwrap());
     assert_eq!(s, 401, "{body}");
     assert!(body["detail"].is_string());
     let forged = format!("{}{}", &d.key[..14], "0".repeat(64));
@@ -130,10 +129,7 @@ fn cloakbioguard_style_protect_status_download_batch_and_webhook() {
     let event = |r: &common::webhook_receiver::Received| -> Value { serde_json::from_slice(&r.body).unwrap() };
     for r in &got {
         assert_eq!(r.headers["x-veil-signature"], format!("sha256={}", hmac_hex(&r.body)), "signature");
-        assert_eq!(
-            r.headers["x-piiblur-signature"], r.headers["x-veil-signature"],
-            "PiiBlur's header on JSON deliveries"
-        );
+        assert_eq!(r.headers["x-piiblur-signature"], r.headers["x-veil-signature"], "PiiBlur's header on JSON deliveries");
         assert_eq!(event(r)["job_id"], id.as_str());
     }
     let processed: Vec<_> = got.iter().filter(|r| event(r)["event"] == "media.processed").collect();
@@ -166,16 +162,14 @@ fn cloakbioguard_style_protect_status_download_batch_and_webhook() {
     for _ in 0..21 {
         form = form.part("files", file_part("astronaut.png"));
     }
-    let (s, body) =
-        json(c.post(d.url("/v1/batch-protect")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
+    let (s, body) = json(c.post(d.url("/v1/batch-protect")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 400, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("20"));
     let form = Form::new()
         .part("files", file_part("astronaut.png"))
         .part("files", file_part("group6.jpg"))
         .part("files", file_part("astronaut.png"));
-    let (s, body) =
-        json(c.post(d.url("/v1/batch-protect")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
+    let (s, body) = json(c.post(d.url("/v1/batch-protect")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{body}");
     let jobs = body["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 3);
@@ -199,13 +193,7 @@ fn bad_uploads_get_documented_errors_and_lose_nothing() {
     let (_tmp, d) = daemon("[api]\nmax_upload_megabytes = 2\n");
     let c = client();
     let post = |field: &str, part: Part| {
-        json(
-            c.post(d.url("/v1/protect"))
-                .header("X-API-Key", &d.key)
-                .multipart(Form::new().part(field.to_string(), part))
-                .send()
-                .unwrap(),
-        )
+        json(c.post(d.url("/v1/protect")).header("X-API-Key", &d.key).multipart(Form::new().part(field.to_string(), part)).send().unwrap())
     };
     // Wrong type.
     let (s, b) = post("file", Part::bytes(b"hello, not an image".to_vec()).file_name("a.txt"));
@@ -222,13 +210,7 @@ fn bad_uploads_get_documented_errors_and_lose_nothing() {
     // Empty file, missing field, text instead of a file.
     assert_eq!(post("file", Part::bytes(Vec::new()).file_name("e.jpg")).0, 400);
     assert_eq!(post("photo", file_part("group6.jpg")).0, 422);
-    let (s, _) = json(
-        c.post(d.url("/v1/protect"))
-            .header("X-API-Key", &d.key)
-            .multipart(Form::new().text("file", "x"))
-            .send()
-            .unwrap(),
-    );
+    let (s, _) = json(c.post(d.url("/v1/protect")).header("X-API-Key", &d.key).multipart(Form::new().text("file", "x")).send().unwrap());
     assert_eq!(s, 422);
     // Over the body limit (2 MB here) -> 413 with a JSON body.
     let (s, b) = post("file", Part::bytes(vec![0xFF; 3 << 20]).file_name("big.jpg"));
@@ -243,12 +225,10 @@ fn bad_uploads_get_documented_errors_and_lose_nothing() {
     assert_eq!(s, 415);
     // Bad query values on the synchronous routes.
     let form = Form::new().part("image", file_part("astronaut.png"));
-    let (s, b) =
-        json(c.post(d.url("/api/v1/detect?confidence=7")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
+    let (s, b) = json(c.post(d.url("/api/v1/detect?confidence=7")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{b}");
     let form = Form::new().part("image", file_part("astronaut.png"));
-    let (s, b) =
-        json(c.post(d.url("/api/v1/mask?method=smudge")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
+    let (s, b) = json(c.post(d.url("/api/v1/mask?method=smudge")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{b}");
     // Unknown routes and methods: JSON 404/405.
     let (s, _) = json(c.get(d.url("/v2/nothing")).send().unwrap());
@@ -304,12 +284,7 @@ fn xylolabs_style_detect_and_mask() {
     assert_eq!(health["model_info"]["name"], "yunet+plates");
 
     let form = Form::new().part("image", file_part("group6.jpg"));
-    let resp = c
-        .post(d.url("/api/v1/detect?confidence=0.5&max_faces=10"))
-        .header("X-API-Key", &d.key)
-        .multipart(form)
-        .send()
-        .unwrap();
+    let resp = c.post(d.url("/api/v1/detect?confidence=0.5&max_faces=10")).header("X-API-Key", &d.key).multipart(form).send().unwrap();
     assert_eq!(resp.headers()["x-face-count"], "6");
     let (s, v) = json(resp);
     assert_eq!(s, 200, "{v}");
@@ -318,18 +293,11 @@ fn xylolabs_style_detect_and_mask() {
     // The service's own example reads `response.json()["summary"]["face_count"]`.
     let summary = &v["summary"];
     assert_eq!(summary["face_count"], 6, "{v}");
-    let (lo, avg, hi) = (
-        summary["min_confidence"].as_f64().unwrap(),
-        summary["avg_confidence"].as_f64().unwrap(),
-        summary["max_confidence"].as_f64().unwrap(),
-    );
+    let (lo, avg, hi) = (summary["min_confidence"].as_f64().unwrap(), summary["avg_confidence"].as_f64().unwrap(), summary["max_confidence"].as_f64().unwrap());
     assert!(0.5 <= lo && lo <= avg && avg <= hi && hi <= 1.0, "{summary}");
     let ratio = summary["face_area_ratio"].as_f64().unwrap();
     assert!(ratio > 0.0 && ratio < 0.5 && summary["total_face_area"].as_f64().unwrap() > 1000.0, "{summary}");
-    assert_eq!(
-        (v["processing"]["confidence_threshold"].as_f64(), v["processing"]["model"].as_str()),
-        (Some(0.5), Some("yunet+plates-fp32"))
-    );
+    assert_eq!((v["processing"]["confidence_threshold"].as_f64(), v["processing"]["model"].as_str()), (Some(0.5), Some("yunet+plates-fp32")));
     assert!(v["processing"]["inference_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["profiling"]["input_resolution"], "1280x886");
     assert!(v["profiling"]["total_ms"].as_f64().unwrap() >= v["profiling"]["inference_ms"].as_f64().unwrap());
@@ -343,26 +311,15 @@ fn xylolabs_style_detect_and_mask() {
     assert!(first["landmarks"]["left_eye"]["x"].is_number() && first["relative"]["x_center"].is_number(), "{first}");
     // max_faces limits.
     let form = Form::new().part("image", file_part("group6.jpg"));
-    let (_, v) =
-        json(c.post(d.url("/api/v1/detect?max_faces=2")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
+    let (_, v) = json(c.post(d.url("/api/v1/detect?max_faces=2")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(v["face_count"], 2);
 
     // The service's own strength scale (its default, 199) is taken, and masks.
     let form = Form::new().part("image", file_part("group6.jpg"));
-    let resp = c
-        .post(d.url("/api/v1/mask?strength=199&format=png"))
-        .header("X-API-Key", &d.key)
-        .multipart(form)
-        .send()
-        .unwrap();
+    let resp = c.post(d.url("/api/v1/mask?strength=199&format=png")).header("X-API-Key", &d.key).multipart(form).send().unwrap();
     assert_eq!(resp.status(), 200);
     assert_faces_hidden(&resp.bytes().unwrap(), "png", "group6.gt");
-    for (method, format, mime) in [
-        ("gaussian", "png", "image/png"),
-        ("pixelate", "jpeg", "image/jpeg"),
-        ("solid", "webp", "image/webp"),
-        ("elliptical", "png", "image/png"),
-    ] {
+    for (method, format, mime) in [("gaussian", "png", "image/png"), ("pixelate", "jpeg", "image/jpeg"), ("solid", "webp", "image/webp"), ("elliptical", "png", "image/png")] {
         let form = Form::new().part("image", file_part("group6.jpg"));
         let resp = c
             .post(d.url(&format!("/api/v1/mask?method={method}&format={format}&strength=0.8&padding=0.3&quality=85")))
@@ -394,20 +351,9 @@ fn request_parameters_never_mask_less_than_the_device() {
     let c = client();
     let before = image::load_from_memory(&std::fs::read(photo("group6.jpg")).unwrap()).unwrap().into_rgb8();
     let truth = ground_truth("group6.gt");
-    for query in [
-        "max_faces=1",
-        "confidence=0.99",
-        "nms_threshold=0.01",
-        "categories=license_plates",
-        "max_faces=1&confidence=1&categories=plates",
-    ] {
+    for query in ["max_faces=1", "confidence=0.99", "nms_threshold=0.01", "categories=license_plates", "max_faces=1&confidence=1&categories=plates"] {
         let form = Form::new().part("image", file_part("group6.jpg"));
-        let resp = c
-            .post(d.url(&format!("/api/v1/mask?format=png&{query}")))
-            .header("X-API-Key", &d.key)
-            .multipart(form)
-            .send()
-            .unwrap();
+        let resp = c.post(d.url(&format!("/api/v1/mask?format=png&{query}"))).header("X-API-Key", &d.key).multipart(form).send().unwrap();
         assert_eq!(resp.status(), 200, "{query}");
         let reported: usize = resp.headers()["x-face-count"].to_str().unwrap().parse().unwrap();
         assert!(reported <= 1 || query.starts_with("nms"), "{query}: reported {reported}");
@@ -422,23 +368,15 @@ fn request_parameters_never_mask_less_than_the_device() {
     assert_eq!(json(resp).1["face_count"], 1);
     // A MaskIt client turning faces off still gets them masked, and is told so.
     let form = Form::new().part("image", file_part("group6.jpg")).text("faces", "false").text("licensePlates", "true");
-    let (s, v) = json(
-        c.post(d.url("/api/v1/masking/process-image")).header("X-API-Key", &d.key).multipart(form).send().unwrap(),
-    );
+    let (s, v) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{v}");
     let id = v["jobId"].as_str().unwrap().to_string();
     let st = poll("the MaskIt job", || {
-        let (_, v) = json(
-            c.get(d.url(&format!("/api/v1/masking/image-status?jobId={id}")))
-                .header("X-API-Key", &d.key)
-                .send()
-                .unwrap(),
-        );
+        let (_, v) = json(c.get(d.url(&format!("/api/v1/masking/image-status?jobId={id}"))).header("X-API-Key", &d.key).send().unwrap());
         (v["status"] == "ReadyToDownload" || v["status"] == "Failed").then_some(v)
     });
     assert_eq!(st["facesMasked"], 6, "{st}");
-    let got =
-        c.get(d.url(&format!("/api/v1/masking/image-download?jobId={id}"))).header("X-API-Key", &d.key).send().unwrap();
+    let got = c.get(d.url(&format!("/api/v1/masking/image-download?jobId={id}"))).header("X-API-Key", &d.key).send().unwrap();
     assert_eq!(got.status(), 200);
     let after = image::load_from_memory(&got.bytes().unwrap()).unwrap().into_rgb8();
     privacy::assert_boxes_masked(&before, &after, &truth, privacy::MAX_DETAIL_KEPT);
@@ -449,12 +387,7 @@ fn request_parameters_never_mask_less_than_the_device() {
 fn an_operator_may_let_clients_turn_faces_off() {
     let (_tmp, d) = daemon("[api]\nalways_mask = []\n");
     let form = Form::new().part("image", file_part("group6.jpg"));
-    let resp = client()
-        .post(d.url("/api/v1/mask?format=png&categories=license_plates"))
-        .header("X-API-Key", &d.key)
-        .multipart(form)
-        .send()
-        .unwrap();
+    let resp = client().post(d.url("/api/v1/mask?format=png&categories=license_plates")).header("X-API-Key", &d.key).multipart(form).send().unwrap();
     assert_eq!(resp.headers()["x-masked-face-count"], "0");
     let after = image::load_from_memory(&resp.bytes().unwrap()).unwrap().into_rgb8();
     let before = image::load_from_memory(&std::fs::read(photo("group6.jpg")).unwrap()).unwrap().into_rgb8();
@@ -515,10 +448,7 @@ fn piiblur_style_media_lifecycle_listing_usage_and_rate_headers() {
     }
     let (s, page1) = json(c.get(d.url("/api/v1/media?media_type=image")).bearer_auth(&d.key).send().unwrap());
     assert_eq!(s, 200);
-    assert_eq!(
-        (page1["total"].as_i64(), page1["per_page"].as_i64(), page1["last_page"].as_i64()),
-        (Some(22), Some(20), Some(2))
-    );
+    assert_eq!((page1["total"].as_i64(), page1["per_page"].as_i64(), page1["last_page"].as_i64()), (Some(22), Some(20), Some(2)));
     assert_eq!(page1["data"].as_array().unwrap().len(), 20);
     let (_, page2) = json(c.get(d.url("/api/v1/media?page=2")).bearer_auth(&d.key).send().unwrap());
     assert_eq!((page2["current_page"].as_i64(), page2["data"].as_array().unwrap().len()), (Some(2), 2));
@@ -582,8 +512,7 @@ fn piiblur_uploads_take_veils_method_shape_strength_and_padding() {
     assert_eq!(media["status"], "completed", "{media}");
     assert_eq!(media["method"], "solid");
     assert!(media["processing_ms"].as_i64().is_some_and(|ms| ms >= 0), "{media}");
-    let bytes =
-        c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap().bytes().unwrap();
+    let bytes = c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap().bytes().unwrap();
     let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
     // A solid black rectangle over every face: its centre is black.
     for f in ground_truth("group6.gt") {
@@ -615,19 +544,14 @@ fn maskit_style_any_case_fields_download_once_and_multipart_webhook() {
     let cfg = tmp.path().join("veil.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "[webhooks]\nsecret = \"{SECRET}\"\ndefault_url = \"{}\"\nretry_base_s = 0.3\nallow = [\"127.0.0.1\"]\n",
-            hook.url
-        ),
+        format!("[webhooks]\nsecret = \"{SECRET}\"\ndefault_url = \"{}\"\nretry_base_s = 0.3\nallow = [\"127.0.0.1\"]\n", hook.url),
     )
     .unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--config", cfg.to_str().unwrap()]);
     let c = client();
     // Unsupported categories asked for explicitly -> 422.
     let form = Form::new().part("image", file_part("group6.jpg")).text("humans", "true");
-    let (s, body) = json(
-        c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap(),
-    );
+    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{body}");
     assert!(body["error"].is_string());
     let form = Form::new()
@@ -641,23 +565,15 @@ fn maskit_style_any_case_fields_download_once_and_multipart_webhook() {
         .text("EdgeBlurSize", "0.2")
         .text("metadata", "rig-7/frame-42")
         .text("useWebhook", "true");
-    let (s, body) = json(
-        c.post(d.url("/api/v1/masking/process-image")).header("x-api-key", &d.key).multipart(form).send().unwrap(),
-    );
+    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("x-api-key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{body}");
     let id = body["jobId"].as_str().unwrap().to_string();
     let status = poll("ready", || {
-        let (_, v) = json(
-            c.get(d.url(&format!("/api/v1/masking/image-status?jobId={id}")))
-                .header("X-Api-Key", &d.key)
-                .send()
-                .unwrap(),
-        );
+        let (_, v) = json(c.get(d.url(&format!("/api/v1/masking/image-status?jobId={id}"))).header("X-Api-Key", &d.key).send().unwrap());
         (v["status"] == "ReadyToDownload" || v["status"] == "Failed").then_some(v)
     });
     assert_eq!(status["status"], "ReadyToDownload", "{status}");
-    let resp =
-        c.get(d.url(&format!("/api/v1/masking/image-download?jobid={id}"))).header("X-Api-Key", &d.key).send().unwrap();
+    let resp = c.get(d.url(&format!("/api/v1/masking/image-download?jobid={id}"))).header("X-Api-Key", &d.key).send().unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"masked-group6.jpg\"");
     let bytes = resp.bytes().unwrap();
@@ -666,28 +582,18 @@ fn maskit_style_any_case_fields_download_once_and_multipart_webhook() {
     let (s, _) = json(c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap());
     assert_eq!(s, 404);
     // Once only.
-    let (s, _) = json(
-        c.get(d.url(&format!("/api/v1/masking/image-download?jobId={id}"))).header("X-Api-Key", &d.key).send().unwrap(),
-    );
+    let (s, _) = json(c.get(d.url(&format!("/api/v1/masking/image-download?jobId={id}"))).header("X-Api-Key", &d.key).send().unwrap());
     assert_eq!(s, 404);
-    let (_, v) = json(
-        c.get(d.url(&format!("/api/v1/masking/image-status?jobId={id}"))).header("X-Api-Key", &d.key).send().unwrap(),
-    );
+    let (_, v) = json(c.get(d.url(&format!("/api/v1/masking/image-status?jobId={id}"))).header("X-Api-Key", &d.key).send().unwrap());
     assert_eq!(v["status"], "Succeeded");
     let (s, _) = json(c.get(d.url("/api/v1/masking/image-status")).header("X-Api-Key", &d.key).send().unwrap());
     assert_eq!(s, 400);
-    let (s, _) = json(
-        c.get(d.url("/api/v1/masking/image-status?jobId=00000000-0000-4000-8000-000000000000"))
-            .header("X-Api-Key", &d.key)
-            .send()
-            .unwrap(),
-    );
+    let (s, _) = json(c.get(d.url("/api/v1/masking/image-status?jobId=00000000-0000-4000-8000-000000000000")).header("X-Api-Key", &d.key).send().unwrap());
     assert_eq!(s, 404);
 
     // The webhook is multipart with the metadata and the masked image, signed both ways.
     let got = hook.wait_for(1, Duration::from_secs(30));
-    let r =
-        got.iter().find(|r| r.headers["content-type"].starts_with("multipart/form-data")).expect("multipart webhook");
+    let r = got.iter().find(|r| r.headers["content-type"].starts_with("multipart/form-data")).expect("multipart webhook");
     assert_eq!(r.headers["x-signature"], hmac_hex(&r.body));
     assert_eq!(r.headers["x-veil-signature"], format!("sha256={}", hmac_hex(&r.body)));
     let text = String::from_utf8_lossy(&r.body);
@@ -730,26 +636,14 @@ fn faceblurest_style_base64_in_and_out_with_coded_errors() {
         let (s, v) = json(resp);
         (s, v[0]["cd"].as_u64().unwrap_or_else(|| panic!("{v}")))
     };
-    assert_eq!(
-        coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some("wrong")).json(&body).send().unwrap()),
-        (401, 1001)
-    );
+    assert_eq!(coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some("wrong")).json(&body).send().unwrap()), (401, 1001));
     let big = serde_json::json!({"base64_Photo_String": "A".repeat(8 << 20), "photo_url": "NO"});
     assert_eq!(coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).json(&big).send().unwrap()).1, 1013);
     let bad = serde_json::json!({"base64_Photo_String": "!!!not base64", "photo_url": "NO"});
-    assert_eq!(
-        coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).json(&bad).send().unwrap()),
-        (400, 1014)
-    );
+    assert_eq!(coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).json(&bad).send().unwrap()), (400, 1014));
     let not_image = serde_json::json!({"base64_Photo_String": "aGVsbG8=", "photo_url": "NO"});
-    assert_eq!(
-        coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).json(&not_image).send().unwrap()).1,
-        1014
-    );
-    assert_eq!(
-        coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).body("{").send().unwrap()),
-        (400, 1014)
-    );
+    assert_eq!(coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).json(&not_image).send().unwrap()).1, 1014);
+    assert_eq!(coded(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).body("{").send().unwrap()), (400, 1014));
     // photo_url fetching is off by default (SSRF).
     let url = serde_json::json!({"base64_Photo_String": "NO", "photo_url": "http://169.254.169.254/latest"});
     let (s, v) = json(c.post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).json(&url).send().unwrap());
@@ -801,8 +695,7 @@ fn serves_https_with_the_configured_certificate() {
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .build()
         .unwrap();
-    let (s, v) =
-        json(c.get(format!("https://localhost:{port}/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
+    let (s, v) = json(c.get(format!("https://localhost:{port}/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
     assert_eq!((s, v["active"].as_str()), (200, Some("yunet+plates-fp32")));
     // Plain HTTP to the TLS port gets no answer.
     assert!(client().get(format!("http://127.0.0.1:{port}/v1/health")).send().is_err());
@@ -834,20 +727,12 @@ fn admin_keys_manage_keys_over_http_and_others_get_403() {
     assert_eq!(s, 200);
     assert_eq!(list["keys"].as_array().unwrap().len(), 2);
     assert!(!list.to_string().contains(&d.key[14..]), "a listing never shows a key");
-    let (s, made) = json(
-        c.post(d.url("/api/v1/admin/keys"))
-            .bearer_auth(&admin)
-            .json(&serde_json::json!({"name": "laptop 2"}))
-            .send()
-            .unwrap(),
-    );
+    let (s, made) = json(c.post(d.url("/api/v1/admin/keys")).bearer_auth(&admin).json(&serde_json::json!({"name": "laptop 2"})).send().unwrap());
     assert_eq!(s, 201, "{made}");
     let new_key = made["key"].as_str().unwrap().to_string();
     assert_eq!(made["record"]["admin"], false);
     assert_eq!(c.get(d.url("/v1/backends")).header("X-API-Key", &new_key).send().unwrap().status(), 200);
-    let (s, _) = json(
-        c.post(d.url("/api/v1/admin/keys")).bearer_auth(&admin).json(&serde_json::json!({"nom": "x"})).send().unwrap(),
-    );
+    let (s, _) = json(c.post(d.url("/api/v1/admin/keys")).bearer_auth(&admin).json(&serde_json::json!({"nom": "x"})).send().unwrap());
     assert_eq!(s, 422);
     let id = made["record"]["id"].as_i64().unwrap();
     let (s, revoked) = json(c.delete(d.url(&format!("/api/v1/admin/keys/{id}"))).bearer_auth(&admin).send().unwrap());
@@ -863,10 +748,7 @@ fn health_answers_503_while_the_model_loads_then_200() {
     // A 1080p camera: the detector's plan for that size is built before the daemon is ready,
     // which keeps it loading for about 2 s after the port opens.
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(
-        tmp.path(),
-        "[detector]\nbackend = \"yunet\"\n[camera]\nsource = \"test-pattern\"\nwidth = 1920\nheight = 1080\n",
-    );
+    let cfg = config(tmp.path(), "[detector]\nbackend = \"yunet\"\n[camera]\nsource = \"test-pattern\"\nwidth = 1920\nheight = 1080\n");
     let state = tmp.path().join("state");
     let key = common::daemon::create_key(&state, "e2e");
     let d = Daemon::start_listening(&state, key, &["--config", &cfg]);

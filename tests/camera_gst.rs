@@ -54,8 +54,7 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 /// Faces CenterFace finds at 0.2 in each of `paths`.
 fn second_detector(paths: &[PathBuf]) -> Vec<usize> {
-    let mut args =
-        vec!["detect", "--backend", "centerface", "--precision", "fp32", "--confidence", "0.2", "--threads", "1"];
+    let mut args = vec!["detect", "--backend", "centerface", "--precision", "fp32", "--confidence", "0.2", "--threads", "1"];
     args.extend(paths.iter().map(|p| p.to_str().unwrap()));
     let v: serde_json::Value = serde_json::from_slice(&veil_ok(&args).stdout).unwrap();
     v.as_array().unwrap().iter().map(|r| boxes(r).len()).collect()
@@ -66,10 +65,8 @@ fn an_rtsp_camera_is_redacted_and_read_again_after_its_server_restarts() {
     let clip = root().join("tests/fixtures/cache/sequences/carphone.mp4");
     assert!(clip.is_file(), "run `make fixtures`");
     // The clip's face is there for the second detector in the originals (so the check can fail).
-    let originals: Vec<PathBuf> = (0..120)
-        .step_by(30)
-        .map(|i| root().join(format!("tests/fixtures/cache/sequences/carphone/{i:04}.png")))
-        .collect();
+    let originals: Vec<PathBuf> =
+        (0..120).step_by(30).map(|i| root().join(format!("tests/fixtures/cache/sequences/carphone/{i:04}.png"))).collect();
     assert!(second_detector(&originals).iter().all(|&n| n >= 1));
 
     let port = free_port();
@@ -102,9 +99,7 @@ fn an_rtsp_camera_is_redacted_and_read_again_after_its_server_restarts() {
     let pipeline = d.pipeline();
     assert!(pipeline.to_string().contains("127.0.0.1"), "{pipeline}");
     let _server = RtspServer::start(port, &clip);
-    poll_for("frames after the server restarted", Duration::from_secs(60), || {
-        (files(&spool, "jpg").len() >= before + 20).then_some(())
-    });
+    poll_for("frames after the server restarted", Duration::from_secs(60), || (files(&spool, "jpg").len() >= before + 20).then_some(()));
     assert!(d.log().contains("camera lost: rtsp://127.0.0.1"), "the loss is logged: {}", d.log());
 }
 

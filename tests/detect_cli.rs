@@ -18,10 +18,7 @@ fn finds_the_six_faces_of_the_group_photo_with_every_face_model() {
     for (backend, precision) in [("yunet", "fp32"), ("centerface", "int8"), ("centerface", "fp32")] {
         let v = detect_json(&photo("group6.jpg"), &["--backend", backend, "--precision", precision]);
         assert_matches_truth(&boxes(&v), &truth, &format!("{backend} {precision}"));
-        assert_eq!(
-            (v["model"]["backend"].as_str(), v["model"]["precision"].as_str()),
-            (Some(backend), Some(precision))
-        );
+        assert_eq!((v["model"]["backend"].as_str(), v["model"]["precision"].as_str()), (Some(backend), Some(precision)));
     }
     // The default is YuNet; `auto` precision reports what it chose.
     let v = detect_json(&photo("group6.jpg"), &[]);

@@ -61,8 +61,7 @@ fn crowd_set(dir: &std::path::Path, cell: u32) {
     }
     std::fs::create_dir_all(dir.join("images")).unwrap();
     crowd.save(dir.join("images/crowd.png")).unwrap();
-    std::fs::write(dir.join("gt_wider_format.txt"), format!("crowd.png\n{}\n{}\n", lines.len(), lines.join("\n")))
-        .unwrap();
+    std::fs::write(dir.join("gt_wider_format.txt"), format!("crowd.png\n{}\n{}\n", lines.len(), lines.join("\n"))).unwrap();
 }
 
 #[test]
@@ -76,10 +75,7 @@ fn the_default_operating_point_finds_small_faces_the_old_one_missed() {
     assert_eq!(s["faces_hard"], 72);
     assert!(s["recall_hard"].as_f64().unwrap() >= 0.97, "default: {s}");
     assert!(s["precision"].as_f64().unwrap() >= 0.6, "default: {s}");
-    let old = &eval_json(
-        tmp.path(),
-        &["--backend", "centerface", "--precision", "int8", "--scale", "native", "--confidence", "0.5"],
-    )["score"];
+    let old = &eval_json(tmp.path(), &["--backend", "centerface", "--precision", "int8", "--scale", "native", "--confidence", "0.5"])["score"];
     assert!(old["recall_hard"].as_f64().unwrap() < 0.9, "old default: {old}");
 }
 
@@ -108,11 +104,7 @@ fn faces_of_16_px_in_a_4k_frame_are_found_through_the_tiles() {
     }
     std::fs::create_dir_all(tmp.path().join("images")).unwrap();
     frame.save(tmp.path().join("images/frame4k.png")).unwrap();
-    std::fs::write(
-        tmp.path().join("gt_wider_format.txt"),
-        format!("frame4k.png\n{}\n{}\n", lines.len(), lines.join("\n")),
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("gt_wider_format.txt"), format!("frame4k.png\n{}\n{}\n", lines.len(), lines.join("\n"))).unwrap();
     let s = &eval_json(tmp.path(), &[])["score"];
     assert_eq!(s["faces_hard"], 72);
     assert!(s["recall_hard"].as_f64().unwrap() >= 0.95, "{s}");
@@ -149,11 +141,7 @@ fn plate_labels_are_scored_per_region_with_coverage() {
     let empty = tempfile::tempdir().unwrap();
     let out = veil(&["eval", empty.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("neither gt_wider_format.txt"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither gt_wider_format.txt"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

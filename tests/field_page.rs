@@ -50,8 +50,7 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    let seen: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     println!("{}", serde_json::to_string_pretty(&seen).unwrap());
     assert!(seen.get("failure").is_none(), "the browser run failed: {}\ndaemon: {}", seen["failure"], d.log());
     assert_eq!(seen["page_errors"], serde_json::json!([]), "script errors on the page");
@@ -68,10 +67,7 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     assert_eq!(seen["key_storage"], serde_json::json!({"session": 1, "local": 0}));
     assert_eq!(seen["key_storage_after_logout"], 0);
     // The form shows the device's defaults.
-    assert_eq!(
-        seen["defaults_note"],
-        "Device defaults: Blur, strength 0.6, Ellipse, padding 0.3, categories faces, license_plates."
-    );
+    assert_eq!(seen["defaults_note"], "Device defaults: Blur, strength 0.6, Ellipse, padding 0.3, categories faces, license_plates.");
     assert_eq!(seen["method"], "gaussian");
 
     // The photo's result: every labelled face counted and masked in what the browser downloaded.
@@ -120,12 +116,104 @@ fn a_field_crew_signs_in_redacts_a_photo_downloads_it_and_watches_the_device() {
     assert!(requests.len() > 8, "{requests:?}");
     for url in requests {
         let url = url.as_str().unwrap();
-        assert!(
-            url.starts_with(&format!("{}/", d.base)) || url.starts_with("blob:") || url.starts_with("data:"),
-            "{url}"
-        );
+        assert!(url.starts_with(&format!("{}/", d.base)) || url.starts_with("blob:") || url.starts_with("data:"), "{url}");
     }
     // The server never sent an original back: no request for one.
     assert!(requests.iter().all(|u| !u.as_str().unwrap().contains("/original")), "{requests:?}");
     assert!(out.join("field-page.png").is_file() && out.join("field-page-phone.png").is_file());
+}
+
+#[test]
+fn an_operator_uses_the_admin_console_with_a_cookie_session() {
+    use std::io::Write;
+    let driver = root().join("tests/field_page");
+    assert!(driver.join("node_modules/playwright-core").is_dir(), "playwright-core is missing (make test installs it)");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let password = "console password for the test";
+    let mut add = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["admin", "add-user", "ops", "--state-dir", state.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    assert!(add.wait().unwrap().success());
+    let d = Daemon::start(&state, &[]);
+    // One stored job, uploaded through PiiBlur's API by a field laptop.
+    let c = reqwest::blocking::Client::new();
+    let part = reqwest::blocking::multipart::Part::bytes(std::fs::read(photo("group6.jpg")).unwrap())
+        .file_name("group6.jpg")
+        .mime_str("image/jpeg")
+        .unwrap();
+    let form = reqwest::blocking::multipart::Form::new().part("file", part).text("pii_categories[]", "heads");
+    let queued: Value = c.post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap().json().unwrap();
+    let id = queued["media_id"].as_str().unwrap().to_string();
+    poll_for("the upload's job", std::time::Duration::from_secs(120), || {
+        let v: Value = c.get(d.url(&format!("/api/v1/media/{id}"))).bearer_auth(&d.key).send().unwrap().json().unwrap();
+        (v["status"] == "completed").then_some(())
+    });
+    let out = root().join("target/field-page");
+    std::fs::create_dir_all(&out).unwrap();
+    let upload = tmp.path().join("group6.jpg");
+    std::fs::copy(photo("group6.jpg"), &upload).unwrap();
+
+    let run = Command::new("node")
+        .arg(driver.join("admin.mjs"))
+        .args([&d.base, "ops", password, upload.to_str().unwrap(), out.to_str().unwrap()])
+        .current_dir(&driver)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let seen: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    println!("{}", serde_json::to_string_pretty(&seen).unwrap());
+    assert!(seen.get("failure").is_none(), "the browser run failed: {}\ndaemon: {}", seen["failure"], d.log());
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "script errors on the page");
+    let console: Vec<&str> = seen["console_errors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(console.iter().all(|m| m.contains("401")), "console errors: {console:?}");
+
+    // Sign-in: the wrong password is refused in the device's words; the session cookie is
+    // invisible to the page's scripts (HttpOnly).
+    let wrong = seen["wrong_password_error"].as_str().unwrap();
+    assert!(wrong.contains("Invalid username or password"), "{wrong}");
+    assert_eq!(seen["console_hidden_after_wrong_password"], true);
+    assert_eq!(seen["signin_hidden"], true);
+    assert!(seen["who"].as_str().unwrap().contains("ops"));
+    assert_eq!(seen["cookie_visible_to_scripts"], "");
+    assert!(seen["stats"]["Jobs"].as_str().unwrap().starts_with("1 · 1 completed"), "{}", seen["stats"]);
+    assert_eq!(seen["stats"]["Faces masked"], "6");
+
+    // The stored job, and its result as the browser showed it: every labelled face hidden.
+    let rows = seen["jobs_rows"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r[0] == "group6.jpg" && r[1] == "piiblur" && r[2] == "completed" && r[4] == "6"), "{rows:?}");
+    privacy::assert_faces_hidden(&out.join("admin-job-result.png"), "group6.gt");
+
+    // Keys: shown once, never listed in full, refused by the API at once when disabled or deleted.
+    assert_eq!(seen["new_key_shape"], true);
+    assert_eq!(seen["key_listed_in_full"], false);
+    assert!(seen["key_row_preview"].as_str().unwrap().contains("..."), "{}", seen["key_row_preview"]);
+    assert_eq!(seen["key_status_created"], 200);
+    assert_eq!(seen["key_status_disabled"], 401);
+    assert_eq!(seen["key_status_enabled"], 200);
+    assert_eq!(seen["key_name_after_rename"], "crew laptop (lost)");
+    assert_eq!(seen["key_status_deleted"], 401);
+
+    // The test mask: counts, timings and the masked photo.
+    let facts = &seen["test_facts"];
+    assert_eq!(facts["Faces"], "6", "{facts}");
+    assert!(facts["Regions masked"].as_str().unwrap().parse::<u32>().unwrap() >= 6);
+    assert!(facts["Inference"].as_str().unwrap().ends_with(" ms"));
+    privacy::assert_faces_hidden(&out.join("admin-test-mask.png"), "group6.gt");
+
+    assert!(seen["phone_overflow"].as_i64().unwrap() <= 0, "wider than a phone: {}", seen["phone_overflow"]);
+    // Logout ends the session on the device; a reload stays signed out.
+    assert_eq!(seen["console_hidden_after_logout"], true);
+    assert_eq!(seen["session_after_logout"], 401);
+    assert_eq!(seen["console_hidden_after_reload"], true);
+    for url in seen["requests"].as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        assert!(url.starts_with(&format!("{}/", d.base)) || url.starts_with("blob:") || url.starts_with("data:"), "{url}");
+    }
 }

@@ -28,12 +28,7 @@ fn daemon(config: &str) -> (tempfile::TempDir, Daemon) {
 /// `POST /api/v1/mask` with one file: (status, headers, body).
 fn mask(d: &Daemon, name: &str, bytes: Vec<u8>, mime: &str, query: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let form = Form::new().part("image", Part::bytes(bytes).file_name(name.to_string()).mime_str(mime).unwrap());
-    let resp = client()
-        .post(d.url(&format!("/api/v1/mask{query}")))
-        .header("X-API-Key", &d.key)
-        .multipart(form)
-        .send()
-        .unwrap();
+    let resp = client().post(d.url(&format!("/api/v1/mask{query}"))).header("X-API-Key", &d.key).multipart(form).send().unwrap();
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
     (status, headers, resp.bytes().unwrap().to_vec())
 }
@@ -41,22 +36,19 @@ fn mask(d: &Daemon, name: &str, bytes: Vec<u8>, mime: &str, query: &str) -> (u16
 /// The daemon's peak resident set so far, MiB.
 fn peak_rss_mib(d: &Daemon) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
-    let kb: f64 =
-        status.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     kb / 1024.0
 }
 
 /// The daemon's resident set now, MiB.
 fn rss_mib(d: &Daemon) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
-    let kb: f64 =
-        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     kb / 1024.0
 }
 
 fn json_error(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not a JSON error body ({e}): {}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not a JSON error body ({e}): {}", String::from_utf8_lossy(body)))
 }
 
 /// The group photo enlarged to a 25 Mpx camera photo (6016x4160) and its faces' boxes there.
@@ -122,8 +114,7 @@ fn photos_in_flight_stay_within_the_memory_budget() {
         .map(|_| {
             let (png, url, key) = (png.clone(), d.url("/api/v1/mask?format=jpeg"), d.key.clone());
             std::thread::spawn(move || {
-                let form =
-                    Form::new().part("image", Part::bytes(png).file_name("flat.png").mime_str("image/png").unwrap());
+                let form = Form::new().part("image", Part::bytes(png).file_name("flat.png").mime_str("image/png").unwrap());
                 let resp = client().post(url).header("X-API-Key", key).multipart(form).send().unwrap();
                 let retry = resp.headers().get("retry-after").is_some();
                 (resp.status().as_u16(), retry, resp.bytes().unwrap())
@@ -200,13 +191,7 @@ fn webhook_and_photo_urls_cannot_reach_the_device_or_metadata_in_any_disguise() 
     let (_tmp, d) = daemon("[api]\nphoto_url_fetch = true\n");
     let submit = |url: &str| {
         let form = Form::new()
-            .part(
-                "file",
-                Part::bytes(std::fs::read(photo("astronaut.png")).unwrap())
-                    .file_name("a.png")
-                    .mime_str("image/png")
-                    .unwrap(),
-            )
+            .part("file", Part::bytes(std::fs::read(photo("astronaut.png")).unwrap()).file_name("a.png").mime_str("image/png").unwrap())
             .text("pii_categories[]", "heads")
             .text("webhook_url", url.to_string());
         let resp = client().post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap();
@@ -231,11 +216,7 @@ fn webhook_and_photo_urls_cannot_reach_the_device_or_metadata_in_any_disguise() 
     std::thread::sleep(Duration::from_millis(500));
     assert!(hook.received.lock().unwrap().is_empty(), "the device sent a request to a refused address");
     // photo_url: public addresses only, in every IPv6 form.
-    for url in [
-        format!("http://[::10.0.0.1]:{port}/p.jpg"),
-        format!("http://[64:ff9b::7f00:1]:{port}/p.jpg"),
-        "http://[fec0::1]/p.jpg".into(),
-    ] {
+    for url in [format!("http://[::10.0.0.1]:{port}/p.jpg"), format!("http://[64:ff9b::7f00:1]:{port}/p.jpg"), "http://[fec0::1]/p.jpg".into()] {
         let body = serde_json::json!({"base64_Photo_String": "NO", "photo_url": url});
         let resp = client().post(d.url("/faceblurest")).basic_auth("rig", Some(&d.key)).json(&body).send().unwrap();
         let status = resp.status().as_u16();
@@ -267,10 +248,7 @@ fn one_keys_slow_uploads_cannot_take_the_api_from_other_keys_or_health() {
     assert!(json_error(&resp.bytes().unwrap())["error"].as_str().unwrap().contains("this key"));
     // Another key is served, and so is the device's health.
     let (status, _, body) = {
-        let form = Form::new().part(
-            "image",
-            Part::bytes(std::fs::read(photo("group6.jpg")).unwrap()).file_name("g.jpg").mime_str("image/jpeg").unwrap(),
-        );
+        let form = Form::new().part("image", Part::bytes(std::fs::read(photo("group6.jpg")).unwrap()).file_name("g.jpg").mime_str("image/jpeg").unwrap());
         let resp = client().post(d.url("/api/v1/detect")).header("X-API-Key", &other).multipart(form).send().unwrap();
         (resp.status().as_u16(), (), resp.bytes().unwrap())
     };
@@ -296,12 +274,7 @@ fn one_keys_slow_uploads_cannot_take_the_api_from_other_keys_or_health() {
 fn small_contract_breaks_answer_in_the_apis_shape() {
     let (_tmp, d) = daemon("");
     // A 70 KiB header: 431 with a JSON body in the route's shape (before: an empty body).
-    let resp = client()
-        .get(d.url("/api/v1/media"))
-        .bearer_auth(&d.key)
-        .header("X-Padding", "a".repeat(70 * 1024))
-        .send()
-        .unwrap();
+    let resp = client().get(d.url("/api/v1/media")).bearer_auth(&d.key).header("X-Padding", "a".repeat(70 * 1024)).send().unwrap();
     assert_eq!(resp.status().as_u16(), 431);
     assert!(json_error(&resp.bytes().unwrap())["error"].as_str().unwrap().contains("65536"));
     let resp = client().get(d.url("/v1/health")).header("X-Padding", "a".repeat(70 * 1024)).send().unwrap();
@@ -310,13 +283,7 @@ fn small_contract_breaks_answer_in_the_apis_shape() {
     // PiiBlur strength under 0.3: 422 as README says (before: quietly raised to 0.3).
     for strength in ["0.1", "0.29", "20"] {
         let form = Form::new()
-            .part(
-                "file",
-                Part::bytes(std::fs::read(photo("astronaut.png")).unwrap())
-                    .file_name("a.png")
-                    .mime_str("image/png")
-                    .unwrap(),
-            )
+            .part("file", Part::bytes(std::fs::read(photo("astronaut.png")).unwrap()).file_name("a.png").mime_str("image/png").unwrap())
             .text("pii_categories[]", "heads")
             .text("strength", strength);
         let resp = client().post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap();
@@ -339,8 +306,7 @@ fn memory_goes_back_to_the_system_after_a_burst() {
             .map(|_| {
                 let (jpeg, url, key) = (jpeg.clone(), d.url("/api/v1/mask?format=png"), d.key.clone());
                 std::thread::spawn(move || {
-                    let form =
-                        Form::new().part("image", Part::bytes(jpeg).file_name("g.jpg").mime_str("image/jpeg").unwrap());
+                    let form = Form::new().part("image", Part::bytes(jpeg).file_name("g.jpg").mime_str("image/jpeg").unwrap());
                     client().post(url).header("X-API-Key", key).multipart(form).send().unwrap().status().as_u16()
                 })
             })
@@ -395,14 +361,8 @@ fn faces_on_their_side_are_masked_when_rotations_are_searched() {
     let (_tmp, d) = daemon("");
     let (sideways, truth) = turned_90(&load_rgb(&photo("group6.jpg")), &ground_truth("group6.gt"));
     let detect = |query: &str| -> Vec<[f32; 4]> {
-        let form = Form::new()
-            .part("image", Part::bytes(png_bytes(&sideways)).file_name("s.png").mime_str("image/png").unwrap());
-        let resp = client()
-            .post(d.url(&format!("/api/v1/detect{query}")))
-            .header("X-API-Key", &d.key)
-            .multipart(form)
-            .send()
-            .unwrap();
+        let form = Form::new().part("image", Part::bytes(png_bytes(&sideways)).file_name("s.png").mime_str("image/png").unwrap());
+        let resp = client().post(d.url(&format!("/api/v1/detect{query}"))).header("X-API-Key", &d.key).multipart(form).send().unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         let v: serde_json::Value = resp.json().unwrap();
         v["detections"]
@@ -419,12 +379,7 @@ fn faces_on_their_side_are_masked_when_rotations_are_searched() {
     assert_eq!(covered(&truth, &detect("?detect_rotations=90,180,270")), truth.len());
     let (status, _, body) = mask(&d, "s.png", png_bytes(&sideways), "image/png", "?detect_rotations=all&format=png");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    privacy::assert_boxes_masked(
-        &sideways,
-        &image::load_from_memory(&body).unwrap().into_rgb8(),
-        &truth,
-        privacy::MAX_DETAIL_KEPT,
-    );
+    privacy::assert_boxes_masked(&sideways, &image::load_from_memory(&body).unwrap().into_rgb8(), &truth, privacy::MAX_DETAIL_KEPT);
     // A bad turn is a 422 naming the field.
     let (status, _, body) = mask(&d, "s.png", png_bytes(&sideways), "image/png", "?detect_rotations=45");
     assert_eq!(status, 422);

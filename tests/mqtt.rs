@@ -42,19 +42,7 @@ fn status_telemetry_discovery_and_the_last_will() {
     assert!(t["disk_free_mb"].as_u64().is_some(), "{t}");
     assert_eq!(t["capture"], "none", "no camera configured: {t}");
     assert_eq!(t["backend"], "yunet+plates-fp32");
-    for key in [
-        "cpu_percent",
-        "load_1m",
-        "temperature_c",
-        "uptime_s",
-        "fps_in",
-        "fps_out",
-        "dropped_frames",
-        "inference_p95_ms",
-        "queue_depth",
-        "jobs_pending",
-        "events_queued",
-    ] {
+    for key in ["cpu_percent", "load_1m", "temperature_c", "uptime_s", "fps_in", "fps_out", "dropped_frames", "inference_p95_ms", "queue_depth", "jobs_pending", "events_queued"] {
         assert!(t.get(key).is_some(), "telemetry lacks {key}: {t}");
     }
     // Telemetry keeps coming at the configured interval.
@@ -89,11 +77,7 @@ fn commands_change_the_config_live_persist_it_and_bad_ones_get_an_error_reply() 
     sub.wait_for("veil/rig-b/status", WAIT, is_online);
     let p = "veil/rig-b";
 
-    let r = sub.command(
-        p,
-        "config/set",
-        json!({"id": "c1", "config": {"detector": {"confidence": 0.35}, "api": {"rate_per_minute": 7}}}),
-    );
+    let r = sub.command(p, "config/set", json!({"id": "c1", "config": {"detector": {"confidence": 0.35}, "api": {"rate_per_minute": 7}}}));
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["result"]["applied"], json!(["detector.confidence"]), "{r}");
     assert_eq!(r["result"]["restart_required"], json!(["api.rate_per_minute"]), "{r}");
@@ -183,8 +167,7 @@ fn events_wait_on_disk_while_the_broker_is_away_and_arrive_in_order() {
     let sub = Subscriber::connect(broker.port, &["veil/rig-c/#"], None);
     let t = Instant::now();
     let delivered = loop {
-        let events: Vec<Value> =
-            sub.all().iter().filter(|m| m.topic == "veil/rig-c/events").map(|m| m.json()).collect();
+        let events: Vec<Value> = sub.all().iter().filter(|m| m.topic == "veil/rig-c/events").map(|m| m.json()).collect();
         let processed: Vec<String> = events
             .iter()
             .filter(|e| e["event"] == "media.processed")
@@ -213,11 +196,7 @@ fn wrong_credentials_are_logged_and_retried_and_mutual_tls_connects() {
 
     let bad_dir = tmp.path().join("bad");
     std::fs::create_dir_all(&bad_dir).unwrap();
-    let cfg = config(
-        &bad_dir,
-        &format!("url = {:?}\ndevice_id = \"rig-d\"\nusername = \"fleet\"\npassword = \"wrong\"", broker.url()),
-        "",
-    );
+    let cfg = config(&bad_dir, &format!("url = {:?}\ndevice_id = \"rig-d\"\nusername = \"fleet\"\npassword = \"wrong\"", broker.url()), "");
     let bad = Daemon::start(&bad_dir.join("state"), &["--config", &cfg]);
     let t = Instant::now();
     while bad.log().matches("refused the connection").count() < 2 {
@@ -273,9 +252,7 @@ fn a_camera_run_publishes_results_and_a_redacted_snapshot_but_never_raw_pixels()
     let p = "veil/rig-e";
     sub.wait_for(&format!("{p}/status"), WAIT, is_online);
     sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["reason"] == "daemon started");
-    let first = sub
-        .wait_for(&format!("{p}/detections"), Duration::from_secs(60), |m| m.json()["count"].as_u64() >= Some(6))
-        .json();
+    let first = sub.wait_for(&format!("{p}/detections"), Duration::from_secs(60), |m| m.json()["count"].as_u64() >= Some(6)).json();
     assert_eq!(first["backend"], "yunet+plates-fp32");
     let gt = ground_truth("group6.gt");
     let (w, h) = image::image_dimensions(photo("group6.jpg")).unwrap();
@@ -307,9 +284,7 @@ fn a_camera_run_publishes_results_and_a_redacted_snapshot_but_never_raw_pixels()
     let r = sub.command(p, "capture/stop", json!({"id": "c-off"}));
     assert_eq!(r["result"]["capture"], "off", "{r}");
     sub.wait_for(&format!("{p}/capture"), WAIT, |m| m.payload == b"OFF");
-    sub.wait_for(&format!("{p}/events"), WAIT, |m| {
-        m.json()["event"] == "capture.stopped" && m.json()["reason"] == "held off"
-    });
+    sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["event"] == "capture.stopped" && m.json()["reason"] == "held off");
     sub.wait_for(&format!("{p}/telemetry"), WAIT, |m| m.json()["capture"] == "off");
     sub.publish(&format!("{p}/capture/set"), "ON");
     sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["event"] == "capture.started");

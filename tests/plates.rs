@@ -93,8 +93,7 @@ fn piiblur(d: &Daemon, photo: &Path, categories: &[&str]) -> (Value, image::RgbI
         (v["status"] == "completed" || v["status"] == "failed").then_some(v)
     });
     assert_eq!(media["status"], "completed", "{media}");
-    let bytes =
-        c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap().bytes().unwrap();
+    let bytes = c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap().bytes().unwrap();
     (media, image::load_from_memory(&bytes).unwrap().to_rgb8())
 }
 
@@ -115,13 +114,9 @@ fn uploads_mask_plates_when_asked_and_only_then() {
     // PiiBlur: license_plates -> the plate found over its characters, its strokes gone.
     let (media, redacted) = piiblur(&d, &skoda, &["license_plates"]);
     assert_eq!(categories_found(&media), ["license_plate"], "{media}");
-    let b: Vec<f32> =
-        media["detections"][0]["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let b: Vec<f32> = media["detections"][0]["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     let c = characters(plate);
-    assert!(
-        b[0] <= c[0] && b[1] <= c[1] && b[2] >= c[2] && b[3] >= c[3],
-        "mask {b:?} does not cover the characters {c:?}"
-    );
+    assert!(b[0] <= c[0] && b[1] <= c[1] && b[2] >= c[2] && b[3] >= c[3], "mask {b:?} does not cover the characters {c:?}");
     let left = edges_left(&original, &redacted, plate);
     assert!(left < 0.35, "{:.0} % of the plate's edges survive the blur", left * 100.0);
     // PNG in, PNG out: away from the plate nothing changed.
@@ -138,26 +133,17 @@ fn uploads_mask_plates_when_asked_and_only_then() {
     let front = plate_photo("vn", "carlong_0002.png");
     let form = Form::new().part("image", file_part(&front));
     let c = client();
-    let (s, body) = json(
-        c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap(),
-    );
+    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{body}");
     let job = body["jobId"].as_str().unwrap().to_string();
     poll("the MaskIt job", || {
         let (_, v) = json(
-            c.get(d.url(&format!("/api/v1/masking/image-status?jobId={job}")))
-                .header("X-Api-Key", &d.key)
-                .send()
-                .unwrap(),
+            c.get(d.url(&format!("/api/v1/masking/image-status?jobId={job}"))).header("X-Api-Key", &d.key).send().unwrap(),
         );
         assert_ne!(v["status"], "Failed", "{v}");
         (v["status"] == "ReadyToDownload" || v["status"] == "Succeeded").then_some(())
     });
-    let resp = c
-        .get(d.url(&format!("/api/v1/masking/image-download?jobId={job}")))
-        .header("X-Api-Key", &d.key)
-        .send()
-        .unwrap();
+    let resp = c.get(d.url(&format!("/api/v1/masking/image-download?jobId={job}"))).header("X-Api-Key", &d.key).send().unwrap();
     assert_eq!(resp.status(), 200);
     let masked = image::load_from_memory(&resp.bytes().unwrap()).unwrap().to_rgb8();
     let left = edges_left(&load_rgb(&front), &masked, plate_box(&front));
@@ -184,15 +170,11 @@ fn uploads_mask_plates_when_asked_and_only_then() {
     let masked = image::load_from_memory(&resp.bytes().unwrap()).unwrap().to_rgb8();
     assert!(edges_left(&load_rgb(&front), &masked, plate_box(&front)) < 0.35);
     let form = Form::new().part("image", file_part(&front));
-    let (s, v) =
-        json(c.post(d.url("/api/v1/detect?categories=tattoos")).bearer_auth(&d.key).multipart(form).send().unwrap());
+    let (s, v) = json(c.post(d.url("/api/v1/detect?categories=tattoos")).bearer_auth(&d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{v}");
 
     // The field page's source of truth offers plates.
-    assert!(
-        device["supported_categories"].as_array().is_some_and(|a| a.iter().any(|c| c == "license_plates")),
-        "{device}"
-    );
+    assert!(device["supported_categories"].as_array().is_some_and(|a| a.iter().any(|c| c == "license_plates")), "{device}");
 }
 
 #[test]
@@ -200,29 +182,19 @@ fn the_camera_masks_every_plate_it_sees() {
     let tmp = tempfile::tempdir().unwrap();
     let frames = tmp.path().join("frames");
     std::fs::create_dir_all(&frames).unwrap();
-    let photos =
-        [plate_photo("vn", "carlong_0002.png"), plate_photo("vn", "carlong_0130.png"), plate_photo("cz", "skoda.png")];
+    let photos = [plate_photo("vn", "carlong_0002.png"), plate_photo("vn", "carlong_0130.png"), plate_photo("cz", "skoda.png")];
     for (i, p) in photos.iter().enumerate() {
         std::fs::copy(p, frames.join(format!("{i}.png"))).unwrap();
     }
     let spool = tmp.path().join("spool");
-    let d = Daemon::start(
-        &tmp.path().join("state"),
-        &["--source", frames.to_str().unwrap(), "--spool", spool.to_str().unwrap()],
-    );
+    let d = Daemon::start(&tmp.path().join("state"), &["--source", frames.to_str().unwrap(), "--spool", spool.to_str().unwrap()]);
     let p = d.wait_processed(photos.len() as u64);
     assert_eq!(p["frames_out"], photos.len() as u64, "{p}");
     let spooled = common::spooled_jpegs(&spool, photos.len());
     assert_eq!(spooled.len(), photos.len(), "{spooled:?}");
     for (photo, out) in photos.iter().zip(&spooled) {
         let left = edges_left(&load_rgb(photo), &load_rgb(out), plate_box(photo));
-        assert!(
-            left < 0.35,
-            "{}: {:.0} % of the plate's edges survive in {}",
-            photo.display(),
-            left * 100.0,
-            out.display()
-        );
+        assert!(left < 0.35, "{}: {:.0} % of the plate's edges survive in {}", photo.display(), left * 100.0, out.display());
     }
     let (status, log) = d.terminate();
     assert!(status.success(), "{log}");
@@ -233,30 +205,25 @@ fn a_face_only_backend_refuses_plate_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--backend", "centerface"]);
     let c = client();
-    let form =
-        Form::new().part("file", file_part(&plate_photo("cz", "skoda.png"))).text("pii_categories[]", "license_plates");
+    let form = Form::new()
+        .part("file", file_part(&plate_photo("cz", "skoda.png")))
+        .text("pii_categories[]", "license_plates");
     let (s, body) = json(c.post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["supported_categories"], serde_json::json!(["heads", "faces"]), "{body}");
     let form = Form::new().part("image", file_part(&plate_photo("cz", "skoda.png"))).text("licensePlates", "true");
-    let (s, body) = json(
-        c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap(),
-    );
+    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{body}");
     // Left out, licensePlates follows the backend: a faces-only device takes the request.
     let form = Form::new().part("image", file_part(&plate_photo("cz", "skoda.png")));
-    let (s, body) = json(
-        c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap(),
-    );
+    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{body}");
     drop(d);
 
     // A camera asked to mask plates with a face-only backend does not start.
     let config = tmp.path().join("veil.toml");
-    std::fs::write(&config, "[camera]\nsource = \"test-pattern\"\ncategories = [\"faces\", \"license_plates\"]\n")
-        .unwrap();
-    let err =
-        serve_refused(&tmp.path().join("state2"), &["--config", config.to_str().unwrap(), "--backend", "centerface"]);
+    std::fs::write(&config, "[camera]\nsource = \"test-pattern\"\ncategories = [\"faces\", \"license_plates\"]\n").unwrap();
+    let err = serve_refused(&tmp.path().join("state2"), &["--config", config.to_str().unwrap(), "--backend", "centerface"]);
     assert!(err.contains("camera.categories") && err.contains("license_plate"), "{err}");
     // Nor does a camera on a plates-only backend unless told to mask no faces.
     let err = serve_refused(&tmp.path().join("state3"), &["--backend", "plates", "--source", "test-pattern"]);

@@ -62,15 +62,20 @@ fn every_curl_example_in_the_readme_works_as_written() {
     let cfg = tmp.path().join("veil.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "[camera]\nsource = {:?}\nloop = true\nfps = 2\ncategories = [\"faces\"]\n",
-            root().join("tests/fixtures/cache/astronaut.png")
-        ),
+        format!("[camera]\nsource = {:?}\nloop = true\nfps = 2\ncategories = [\"faces\"]\n", root().join("tests/fixtures/cache/astronaut.png")),
     )
     .unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--config", cfg.to_str().unwrap()]);
     let out = veil_ok(&["keys", "create", "--name", "ops", "--admin", "--state-dir", d.state_dir.to_str().unwrap()]);
     let admin_key = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string();
+    // The admin API's examples sign in as the admin user they make.
+    let admin_password = "readme admin password";
+    let made = Command::new("bash")
+        .args(["-c", &format!("echo \"$ADMIN_PW\" | {} admin add-user ops --state-dir {}", env!("CARGO_BIN_EXE_veil"), d.state_dir.display())])
+        .env("ADMIN_PW", admin_password)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let mut ids: Vec<(&str, String)> = Vec::new();
     for line in &lines {
         let line = line.replace("http://localhost:8080", &d.base);
@@ -86,10 +91,13 @@ fn every_curl_example_in_the_readme_works_as_written() {
             }
         }
         let streaming = line.contains("curl -sN");
-        let script =
-            if streaming { format!("timeout 5 {line}") } else { format!("{line} -w '\\nHTTP_STATUS:%{{http_code}}'") };
+        let script = if streaming {
+            format!("timeout 5 {line}")
+        } else {
+            format!("{line} -w '\\nHTTP_STATUS:%{{http_code}}'")
+        };
         let mut cmd = Command::new("bash");
-        cmd.args(["-c", &script]).current_dir(&work).env("VEIL_KEY", &d.key).env("VEIL_ADMIN_KEY", &admin_key);
+        cmd.args(["-c", &script]).current_dir(&work).env("VEIL_KEY", &d.key).env("VEIL_ADMIN_KEY", &admin_key).env("ADMIN_PW", admin_password);
         for (k, v) in &ids {
             cmd.env(k, v);
         }

@@ -35,8 +35,11 @@ fn first_preview_part(d: &Daemon) -> (String, Vec<u8>) {
         let Some(part_at) = text.find("--veilframe\r\n") else { continue };
         let Some(head_end) = text[part_at..].find("\r\n\r\n").map(|i| i + part_at + 4) else { continue };
         let head = text[..head_end].to_string();
-        let len: usize =
-            head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).map(|v| v.trim().parse().unwrap()).unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap();
         // Chunked transfer encoding may interleave chunk headers: collect body bytes by
         // locating the JPEG start and end markers instead.
         if let Some(soi) = find(&buf, &[0xFF, 0xD8], head_end) {
@@ -87,10 +90,7 @@ fn serves_a_directory_spools_redacted_frames_and_streams_the_preview() {
     std::fs::copy(photo("group6.jpg"), input.join("b.jpg")).unwrap();
     let spool = tmp.path().join("spool");
     let state = tmp.path().join("state");
-    let d = Daemon::start(
-        &state,
-        &["--backend", "yunet", "--source", input.to_str().unwrap(), "--spool", spool.to_str().unwrap()],
-    );
+    let d = Daemon::start(&state, &["--backend", "yunet", "--source", input.to_str().unwrap(), "--spool", spool.to_str().unwrap()]);
     let p = d.wait_processed(2);
     assert_eq!(p["frames_out"], 2, "{p}");
     assert_eq!(p["dropped_total"], 0, "a replay processes every frame: {p}");
@@ -203,15 +203,7 @@ fn bad_config_and_missing_source_fail_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("camera.queue_depth"), "{out:?}");
     let missing = tmp.path().join("nope");
     let state = tmp.path().join("state");
-    let out = veil(&[
-        "serve",
-        "--source",
-        missing.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let out = veil(&["serve", "--source", missing.to_str().unwrap(), "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file or directory"), "{out:?}");
 }
@@ -246,8 +238,7 @@ fn tracker_removes_flicker_on_a_real_video() {
     // loses small faces for a frame or two; the tracker must keep them masked.
     let seq = root().join("tests/fixtures/cache/sequences/bikes");
     assert!(seq.join(".complete").exists(), "run `make fixtures` (make test does)");
-    let out =
-        veil_ok(&["bench", "--flicker", seq.to_str().unwrap(), "--confidence", "0.3", "--threads", "1", "--json"]);
+    let out = veil_ok(&["bench", "--flicker", seq.to_str().unwrap(), "--confidence", "0.3", "--threads", "1", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &v["flicker"][0];
     assert_eq!(r["frames"], 250);

@@ -38,8 +38,7 @@ fn get_ok(c: &Client, d: &Daemon, path: &str) -> reqwest::blocking::Response {
 
 fn rss_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 =
-        status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kb: f64 = status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     kb / 1024.0
 }
 
@@ -109,25 +108,17 @@ fn load(d: &Daemon, other_key: &str, stop: &AtomicBool, alive: &AtomicBool, seen
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 i += 1;
-                let (bytes, name, mime, ok): (Vec<u8>, &str, &str, &[u16]) = if i % 4 == 0 {
-                    (broken.clone(), "cut.jpg", "image/jpeg", &[400])
-                } else {
-                    (photos[1].0.clone(), "g.jpg", "image/jpeg", &[200])
-                };
+                let (bytes, name, mime, ok): (Vec<u8>, &str, &str, &[u16]) =
+                    if i % 4 == 0 { (broken.clone(), "cut.jpg", "image/jpeg", &[400]) } else { (photos[1].0.clone(), "g.jpg", "image/jpeg", &[200]) };
                 let form = Form::new().part("image", Part::bytes(bytes).file_name(name).mime_str(mime).unwrap());
-                note(
-                    "sync mask",
-                    c.post(d.url("/api/v1/mask")).header("X-API-Key", other_key).multipart(form).send(),
-                    ok,
-                );
+                note("sync mask", c.post(d.url("/api/v1/mask")).header("X-API-Key", other_key).multipart(form).send(), ok);
             }
         });
         // Slow uploads from the daemon's key, cut off with 408.
         s.spawn(|| {
             let addr = d.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
             while !stop.load(Ordering::SeqCst) {
-                let (status, text) =
-                    trickle_upload(addr.clone(), "/api/v1/detect", d.key.clone(), 100_000).join().unwrap();
+                let (status, text) = trickle_upload(addr.clone(), "/api/v1/detect", d.key.clone(), 100_000).join().unwrap();
                 let mut s = seen.lock().unwrap();
                 if alive.load(Ordering::SeqCst) && ![408, 503].contains(&status) {
                     s.wrong.push(format!("slow upload: {status} {text}"));
@@ -151,8 +142,7 @@ fn mixed_load_with_a_kill_9_loses_nothing_and_stays_within_bounds() {
     let state = tmp.path().join("state");
     let other = common::daemon::create_key(&state, "laptop-2");
     let cfg = tmp.path().join("veil.toml");
-    std::fs::write(&cfg, "[api]\nmax_concurrent_requests = 16\nrequest_timeout_s = 100\n[jobs]\nworkers = 2\n")
-        .unwrap();
+    std::fs::write(&cfg, "[api]\nmax_concurrent_requests = 16\nrequest_timeout_s = 100\n[jobs]\nworkers = 2\n").unwrap();
     let args = ["--config", cfg.to_str().unwrap()];
     let seen = Mutex::new(Seen::default());
 
@@ -180,13 +170,7 @@ fn mixed_load_with_a_kill_9_loses_nothing_and_stays_within_bounds() {
         stop.store(true, Ordering::SeqCst);
     });
     let seen = seen.into_inner().unwrap();
-    assert!(
-        seen.wrong.is_empty(),
-        "undocumented answers ({} of {}): {:#?}",
-        seen.wrong.len(),
-        seen.answers,
-        seen.wrong
-    );
+    assert!(seen.wrong.is_empty(), "undocumented answers ({} of {}): {:#?}", seen.wrong.len(), seen.answers, seen.wrong);
     assert!(seen.jobs.len() >= 20, "only {} jobs were queued", seen.jobs.len());
 
     // Every queued job ends completed, its result redacted; nothing of it stays on disk.

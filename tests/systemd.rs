@@ -23,8 +23,7 @@ fn unit_under_test(dir: &std::path::Path) -> std::path::PathBuf {
 fn the_unit_verifies_cleanly_and_its_exposure_is_below_two() {
     let tmp = tempfile::tempdir().unwrap();
     let unit = unit_under_test(tmp.path());
-    let out =
-        Command::new("systemd-analyze").arg("verify").arg(&unit).output().expect("systemd-analyze (package systemd)");
+    let out = Command::new("systemd-analyze").arg("verify").arg(&unit).output().expect("systemd-analyze (package systemd)");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
     let out = Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&unit).output().unwrap();
@@ -42,17 +41,7 @@ fn ready_watchdog_and_stopping_reach_an_emulated_service_manager() {
     let state = tmp.path().join("state");
     let frames = frames_dir(tmp.path(), &["group6.jpg"]);
     let mut service = manager.start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--backend",
-            "yunet",
-            "--source",
-            frames.to_str().unwrap(),
-        ],
+        &["serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap(), "--backend", "yunet", "--source", frames.to_str().unwrap()],
         Some(Duration::from_millis(400)),
         &[],
     );
@@ -88,17 +77,8 @@ fn a_wedged_pipeline_starves_the_watchdog_and_the_restarted_daemon_serves() {
     let frames = frames_dir(tmp.path(), &["group6.jpg"]);
     // A looped replay at 4 fps is paced like a live camera: its frames have a 1.5 s deadline, so
     // a worker silent for 11.5 s is hung.
-    let config =
-        camera_config(tmp.path(), &frames, "fps = 4\nloop = true\ndeadline_ms = 1500\ncategories = [\"faces\"]\n");
-    let args = [
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
+    let config = camera_config(tmp.path(), &frames, "fps = 4\nloop = true\ndeadline_ms = 1500\ncategories = [\"faces\"]\n");
+    let args = ["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()];
     let period = Duration::from_secs(3);
     let mut wedged = manager.start(&args, Some(period), &[("VEIL_FAULT_STALL_AT_FRAME", "4")]);
     manager.expect(&wedged, "READY=1", Duration::from_secs(60));
@@ -110,10 +90,7 @@ fn a_wedged_pipeline_starves_the_watchdog_and_the_restarted_daemon_serves() {
     assert_eq!(status.signal(), Some(6), "killed by the watchdog's SIGABRT: {status:?}");
     assert!(pings >= 4, "pinged while the pipeline ran: {pings}");
     assert!(starved_after >= Duration::from_secs(11), "not before the stall limit: {starved_after:?}");
-    assert!(
-        said.iter().any(|m| m.starts_with("STATUS=stalled: the pipeline's detection worker has made no progress")),
-        "{said:?}"
-    );
+    assert!(said.iter().any(|m| m.starts_with("STATUS=stalled: the pipeline's detection worker has made no progress")), "{said:?}");
     assert!(wedged.log().contains("withholding the watchdog ping"), "{}", wedged.log());
 
     // Restart=on-failure: the same command on the same state directory (the wedge was transient).

@@ -27,32 +27,9 @@ fn clip_with_audio_title_and_gps(dir: &Path) -> PathBuf {
     let muxed = dir.join("muxed.mp4");
     let (src, dst) = (format!("location={}", clip().display()), format!("location={}", muxed.display()));
     gst_launch(&[
-        "filesrc",
-        &src,
-        "!",
-        "qtdemux",
-        "!",
-        "h264parse",
-        "!",
-        "taginject",
-        "tags=title=Eiffel",
-        "!",
-        "mp4mux",
-        "name=m",
-        "!",
-        "filesink",
-        &dst,
-        "audiotestsrc",
-        "num-buffers=200",
-        "samplesperbuffer=1024",
-        "!",
-        "audio/x-raw,rate=44100",
-        "!",
-        "audioconvert",
-        "!",
-        "avenc_aac",
-        "!",
-        "m.",
+        "filesrc", &src, "!", "qtdemux", "!", "h264parse", "!", "taginject", "tags=title=Eiffel", "!", "mp4mux", "name=m", "!",
+        "filesink", &dst, "audiotestsrc", "num-buffers=200", "samplesperbuffer=1024", "!", "audio/x-raw,rate=44100", "!",
+        "audioconvert", "!", "avenc_aac", "!", "m.",
     ]);
     let mut d = std::fs::read(&muxed).unwrap();
     // Find the top-level moov box and put a udta/©xyz at its end (mdat comes first, so no sample
@@ -86,19 +63,7 @@ fn clip_with_audio_title_and_gps(dir: &Path) -> PathBuf {
 fn audio_only_mp4(dir: &Path) -> PathBuf {
     let audio = dir.join("audio.mp4");
     let dst = format!("location={}", audio.display());
-    gst_launch(&[
-        "audiotestsrc",
-        "num-buffers=50",
-        "!",
-        "audioconvert",
-        "!",
-        "avenc_aac",
-        "!",
-        "mp4mux",
-        "!",
-        "filesink",
-        &dst,
-    ]);
+    gst_launch(&["audiotestsrc", "num-buffers=50", "!", "audioconvert", "!", "avenc_aac", "!", "mp4mux", "!", "filesink", &dst]);
     audio
 }
 
@@ -109,21 +74,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// The audio track's compressed frames, as the demuxer hands them out.
 fn aac_payload(video: &Path, out: &Path) -> Vec<u8> {
     let (src, dst) = (format!("location={}", video.display()), format!("location={}", out.display()));
-    gst_launch(&[
-        "filesrc",
-        &src,
-        "!",
-        "qtdemux",
-        "name=d",
-        "d.audio_0",
-        "!",
-        "aacparse",
-        "!",
-        "audio/mpeg,stream-format=adts",
-        "!",
-        "filesink",
-        &dst,
-    ]);
+    gst_launch(&["filesrc", &src, "!", "qtdemux", "name=d", "d.audio_0", "!", "aacparse", "!", "audio/mpeg,stream-format=adts", "!", "filesink", &dst]);
     std::fs::read(out).unwrap()
 }
 
@@ -140,14 +91,12 @@ fn leftovers(dir: &Path) -> Vec<String> {
 /// of the picture is kept.
 fn assert_carphone_redacted(out: &Path, tmp: &Path) {
     // The same frames, size and count; each sampled frame's face hidden from a second detector.
-    let originals: Vec<PathBuf> =
-        (0..120).map(|i| root().join(format!("tests/fixtures/cache/sequences/carphone/{i:04}.png"))).collect();
+    let originals: Vec<PathBuf> = (0..120).map(|i| root().join(format!("tests/fixtures/cache/sequences/carphone/{i:04}.png"))).collect();
     let redacted = frames_of(out, &tmp.join("frames"));
     assert_eq!(redacted.len(), 120, "frame count");
     let sampled: Vec<usize> = (0..120).step_by(10).collect();
     let detect_all = |paths: Vec<&Path>| -> Vec<Vec<[f32; 4]>> {
-        let mut args =
-            vec!["detect", "--backend", "centerface", "--precision", "fp32", "--confidence", "0.2", "--threads", "1"];
+        let mut args = vec!["detect", "--backend", "centerface", "--precision", "fp32", "--confidence", "0.2", "--threads", "1"];
         args.extend(paths.iter().map(|p| p.to_str().unwrap()));
         let v: serde_json::Value = serde_json::from_slice(&veil_ok(&args).stdout).unwrap();
         v.as_array().unwrap().iter().map(boxes).collect()
@@ -165,6 +114,7 @@ fn assert_carphone_redacted(out: &Path, tmp: &Path) {
     // Away from the face the picture is the picture (encoded, not blanked).
     let (a, b) = (load_rgb(&originals[0]), load_rgb(&redacted[0]));
     assert!(privacy::mean_abs_diff(&a, &b, [0.0, 110.0, 50.0, 144.0]) < 12.0, "the frame outside the face is kept");
+
 }
 
 #[test]
@@ -182,26 +132,13 @@ fn a_video_is_redacted_every_frame_with_its_audio_copied_and_its_metadata_and_gp
 
     // Audio: the same compressed frames, never decoded.
     let (ain, aout) = (aac_payload(&input, &tmp.path().join("in.aac")), aac_payload(&out, &tmp.path().join("out.aac")));
-    assert!(
-        ain.len() > 10_000 && ain == aout,
-        "the audio is copied bit for bit ({} vs {} bytes)",
-        ain.len(),
-        aout.len()
-    );
+    assert!(ain.len() > 10_000 && ain == aout, "the audio is copied bit for bit ({} vs {} bytes)", ain.len(), aout.len());
 
     // Metadata: no title, no GPS; with --keep-metadata the title, still no GPS.
     let written = std::fs::read(&out).unwrap();
     assert!(!contains(&written, b"\xa9xyz") && !contains(&written, b"+48.8584") && !contains(&written, b"Eiffel"));
     let kept = tmp.path().join("out/kept.mov");
-    veil_ok(&[
-        "redact",
-        input.to_str().unwrap(),
-        "-o",
-        kept.to_str().unwrap(),
-        "--keep-metadata",
-        "--video-quality",
-        "60",
-    ]);
+    veil_ok(&["redact", input.to_str().unwrap(), "-o", kept.to_str().unwrap(), "--keep-metadata", "--video-quality", "60"]);
     let written = std::fs::read(&kept).unwrap();
     assert!(contains(&written, b"Eiffel"), "--keep-metadata keeps the title");
     assert!(!contains(&written, b"\xa9xyz") && !contains(&written, b"+48.8584"), "GPS never survives");
@@ -264,11 +201,7 @@ fn a_stalled_detection_a_broken_file_or_no_video_fail_the_file_and_leave_nothing
     let out = out_dir.join("audio.mp4");
     let run = veil(&["redact", audio.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains("no video stream"),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no video stream"), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(!out.exists() && leftovers(&out_dir).is_empty());
 }
 
@@ -312,19 +245,7 @@ fn piiblur_takes_video_jobs_with_progress_limits_a_streamed_result_and_photos_ne
     // PiiBlur's error shape, nothing queued.
     let long = tmp.path().join("long.mp4");
     let dst = format!("location={}", long.display());
-    gst_launch(&[
-        "videotestsrc",
-        "num-buffers=150",
-        "!",
-        "video/x-raw,width=64,height=48,framerate=10/1",
-        "!",
-        "x264enc",
-        "!",
-        "mp4mux",
-        "!",
-        "filesink",
-        &dst,
-    ]);
+    gst_launch(&["videotestsrc", "num-buffers=150", "!", "video/x-raw,width=64,height=48,framerate=10/1", "!", "x264enc", "!", "mp4mux", "!", "filesink", &dst]);
     let (s, body) = upload(&d, &long, "video/mp4");
     assert_eq!(s, 413, "{body}");
     assert!(body["error"].as_str().unwrap().contains("max_video_seconds"), "{body}");
@@ -347,11 +268,7 @@ fn piiblur_takes_video_jobs_with_progress_limits_a_streamed_result_and_photos_ne
     let id = body["media_id"].as_str().unwrap().to_string();
     let m = finished(&d, &id, Duration::from_secs(120));
     assert_eq!(m["status"], "completed", "{m}");
-    assert_eq!(
-        (m["frames"].as_i64(), m["frames_done"].as_i64(), m["progress"].as_f64()),
-        (Some(120), Some(120), Some(1.0)),
-        "{m}"
-    );
+    assert_eq!((m["frames"].as_i64(), m["frames_done"].as_i64(), m["progress"].as_f64()), (Some(120), Some(120), Some(1.0)), "{m}");
     // The container's length is its longest stream (the audio track runs 4.64 s).
     let duration = m["duration_s"].as_f64().unwrap();
     assert!((4.0..4.8).contains(&duration), "{m}");
@@ -382,20 +299,11 @@ fn piiblur_takes_video_jobs_with_progress_limits_a_streamed_result_and_photos_ne
     let (s, body) = upload(&d, &bikes, "video/mp4");
     assert_eq!(s, 201, "{body}");
     let vid = body["media_id"].as_str().unwrap().to_string();
-    poll_for("the video to start", Duration::from_secs(60), || {
-        (media(&d, &vid)["frames_done"].as_i64() > Some(0)).then_some(())
-    });
-    let part =
-        Part::bytes(std::fs::read(photo("astronaut.png")).unwrap()).file_name("a.png").mime_str("image/png").unwrap();
+    poll_for("the video to start", Duration::from_secs(60), || (media(&d, &vid)["frames_done"].as_i64() > Some(0)).then_some(()));
+    let part = Part::bytes(std::fs::read(photo("astronaut.png")).unwrap()).file_name("a.png").mime_str("image/png").unwrap();
     let form = Form::new().part("file", part).text("pii_categories[]", "faces");
-    let body: Value = client()
-        .post(d.url("/api/v1/media/redact"))
-        .bearer_auth(&d.key)
-        .multipart(form)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let body: Value =
+        client().post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap().json().unwrap();
     assert_eq!(body["media_type"], "image", "{body}");
     let photo_job = finished(&d, body["media_id"].as_str().unwrap(), Duration::from_secs(60));
     assert_eq!(photo_job["status"], "completed");
@@ -455,12 +363,7 @@ fn every_labelled_face_of_a_panning_720p_clip_is_masked_in_every_frame() {
     assert_eq!((before.len(), after.len()), (90, 90), "frame count");
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         let (b, a) = (load_rgb(b), load_rgb(a));
-        privacy::assert_boxes_masked(
-            &b,
-            &a,
-            labels.get(&i).map(Vec::as_slice).unwrap_or(&[]),
-            privacy::MAX_DETAIL_KEPT,
-        );
+        privacy::assert_boxes_masked(&b, &a, labels.get(&i).map(Vec::as_slice).unwrap_or(&[]), privacy::MAX_DETAIL_KEPT);
     }
     // The second detector finds the labelled faces in the original frames and none in the output.
     let sample: Vec<usize> = (0..90).step_by(15).collect();
@@ -500,8 +403,7 @@ fn a_redact_killed_mid_file_leaves_no_output_and_the_next_run_clears_its_leftove
     // Killed once the encoder has written into its temporary file.
     poll_for("a half-written file", Duration::from_secs(60), || {
         let written = std::fs::read_dir(&out_dir).ok()?.flatten().any(|e| {
-            e.file_name().to_string_lossy().ends_with(".partial")
-                && e.metadata().map(|m| m.len() > 1000).unwrap_or(false)
+            e.file_name().to_string_lossy().ends_with(".partial") && e.metadata().map(|m| m.len() > 1000).unwrap_or(false)
         });
         written.then_some(())
     });

@@ -9,11 +9,22 @@ use veil_camera::v4l2::{list_devices, set_controls_on, V4l2Config, V4l2Source};
 use veil_camera::{FrameSource, PixelFormat, Reconnecting, SourceError};
 
 /// RGB of the eight bars of vivid's "100% Colorbar" pattern, left to right.
-const BARS: [[u8; 3]; 8] =
-    [[255, 255, 255], [255, 255, 0], [0, 255, 255], [0, 255, 0], [255, 0, 255], [255, 0, 0], [0, 0, 255], [0, 0, 0]];
+const BARS: [[u8; 3]; 8] = [
+    [255, 255, 255],
+    [255, 255, 0],
+    [0, 255, 255],
+    [0, 255, 0],
+    [255, 0, 255],
+    [255, 0, 0],
+    [0, 0, 255],
+    [0, 0, 0],
+];
 
 fn controls() -> Vec<(String, String)> {
-    vec![("Test Pattern".into(), "100% Colorbar".into()), ("OSD Text Mode".into(), "None".into())]
+    vec![
+        ("Test Pattern".into(), "100% Colorbar".into()),
+        ("OSD Text Mode".into(), "None".into()),
+    ]
 }
 
 fn config(formats: Vec<PixelFormat>) -> V4l2Config {

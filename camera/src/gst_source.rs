@@ -126,10 +126,10 @@ impl GstSource {
         let pipeline = element
             .downcast::<gst::Pipeline>()
             .map_err(|_| SourceError::Unsupported(format!("{label}: not a pipeline")))?;
-        let sink =
-            pipeline.by_name(SINK_NAME).and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or_else(|| {
-                SourceError::Unsupported(format!("{label}: the pipeline has no appsink named '{SINK_NAME}'"))
-            })?;
+        let sink = pipeline
+            .by_name(SINK_NAME)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| SourceError::Unsupported(format!("{label}: the pipeline has no appsink named '{SINK_NAME}'")))?;
         // Whatever the pipeline says, the sink hands over packed RGB.
         sink.set_caps(Some(&gst::Caps::builder("video/x-raw").field("format", "RGB").build()));
         if pipeline.set_state(gst::State::Playing).is_err() {
@@ -156,8 +156,7 @@ impl GstSource {
             let start = offset + row * stride;
             rgb.extend_from_slice(&map[start..start + w * 3]);
         }
-        let frame =
-            Frame { rgb, width: w as u32, height: h as u32, sequence: self.sequence, timestamp: SystemTime::now() };
+        let frame = Frame { rgb, width: w as u32, height: h as u32, sequence: self.sequence, timestamp: SystemTime::now() };
         self.sequence += 1;
         Ok(frame)
     }
@@ -211,10 +210,7 @@ impl FrameSource for GstSource {
                 }
                 self.pipeline
                     .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT, gst::ClockTime::ZERO)
-                    .map_err(|e| SourceError::Decode {
-                        what: self.label.clone(),
-                        reason: format!("cannot loop: {e}"),
-                    })?;
+                    .map_err(|e| SourceError::Decode { what: self.label.clone(), reason: format!("cannot loop: {e}") })?;
                 continue;
             }
             if self.config.input.is_live() && started.elapsed() > self.config.frame_timeout {
@@ -230,8 +226,7 @@ impl FrameSource for GstSource {
     fn release(&mut self) {
         // Files keep their place (paused); cameras and streams are let go and reopened by the
         // reconnecting wrapper.
-        let _ =
-            self.pipeline.set_state(if self.config.input.is_live() { gst::State::Null } else { gst::State::Paused });
+        let _ = self.pipeline.set_state(if self.config.input.is_live() { gst::State::Null } else { gst::State::Paused });
     }
 }
 
@@ -254,10 +249,7 @@ mod tests {
         assert_eq!(GstInput::parse("libcamera"), Some(GstInput::Libcamera));
         assert_eq!(GstInput::parse("nvargus"), Some(GstInput::Nvargus));
         assert_eq!(GstInput::parse("rtsp://cam.local/stream1"), Some(GstInput::Uri("rtsp://cam.local/stream1".into())));
-        assert_eq!(
-            GstInput::parse("gst: v4l2src ! videoconvert"),
-            Some(GstInput::Pipeline("v4l2src ! videoconvert".into()))
-        );
+        assert_eq!(GstInput::parse("gst: v4l2src ! videoconvert"), Some(GstInput::Pipeline("v4l2src ! videoconvert".into())));
         assert_eq!(GstInput::parse("/dev/video0"), None);
         assert_eq!(GstInput::parse("frames/"), None);
         let lib = config(GstInput::Libcamera).pipeline();
@@ -265,9 +257,7 @@ mod tests {
         assert!(config(GstInput::Nvargus).pipeline().contains("nvvidconv"));
         let own = config(GstInput::Pipeline("videotestsrc ! videoconvert ! appsink name=veil".into())).pipeline();
         assert_eq!(own, "videotestsrc ! videoconvert ! appsink name=veil", "an appsink named veil is used as it is");
-        for input in
-            [GstInput::Libcamera, GstInput::Uri("rtsp://h/x".into()), GstInput::Pipeline("videotestsrc".into())]
-        {
+        for input in [GstInput::Libcamera, GstInput::Uri("rtsp://h/x".into()), GstInput::Pipeline("videotestsrc".into())] {
             assert!(config(input).pipeline().ends_with("appsink name=veil max-buffers=2 drop=true sync=false"));
         }
         assert_eq!(redact_credentials("rtsp://admin:hunter2@10.0.0.5/live"), "rtsp://***@10.0.0.5/live");

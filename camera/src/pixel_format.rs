@@ -63,8 +63,7 @@ fn standard_huffman_segments() -> &'static [u8] {
     TABLES.get_or_init(|| {
         let mut jpeg = Vec::new();
         let pixels = [128u8; 8 * 8 * 3];
-        let encoded =
-            image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode(&pixels, 8, 8, image::ExtendedColorType::Rgb8);
+        let encoded = image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode(&pixels, 8, 8, image::ExtendedColorType::Rgb8);
         let mut tables = Vec::new();
         if encoded.is_ok() {
             for (marker, segment) in segments(&jpeg) {

@@ -271,8 +271,7 @@ impl FrameSource for V4l2Source {
         let (buf, meta) = self.stream.next().map_err(|e| SourceError::Disconnected(format!("{}: {e}", self.label)))?;
         // time_t is i32 on 32-bit ARM boards: the casts are needed there.
         #[allow(clippy::unnecessary_cast)]
-        let timestamp =
-            driver_time(meta.timestamp.sec as i64, meta.timestamp.usec as i64).unwrap_or_else(SystemTime::now);
+        let timestamp = driver_time(meta.timestamp.sec as i64, meta.timestamp.usec as i64).unwrap_or_else(SystemTime::now);
         if let Some(last) = self.last_driver_sequence {
             self.skipped_by_driver += meta.sequence.wrapping_sub(last).saturating_sub(1) as u64;
         }

@@ -118,8 +118,7 @@ impl Device {
         let mut overlay = self.overlay.lock().unwrap_or_else(|p| p.into_inner());
         let change = remote_config::plan(&config, &overlay, patch).map_err(Refused)?;
         let new = &change.config;
-        let backend_changed =
-            new.detector.backend != config.detector.backend || new.detector.precision != config.detector.precision;
+        let backend_changed = new.detector.backend != config.detector.backend || new.detector.precision != config.detector.precision;
         let tuning = Tuning {
             params: new.detect_params().map_err(|e| Refused(e.to_string()))?,
             style: new.mask_style().map_err(|e| Refused(e.to_string()))?,
@@ -178,9 +177,7 @@ impl Device {
         if !name.split(veil_models::ENSEMBLE_SEPARATOR).all(|member| known.iter().any(|k| k == member)) {
             return refuse(format!("unknown backend {name:?}; available: {}", known.join(", ")));
         }
-        let build = |threads| {
-            self.registry.create(name, precision, threads).map_err(|e| Refused(format!("backend {name}: {e}")))
-        };
+        let build = |threads| self.registry.create(name, precision, threads).map_err(|e| Refused(format!("backend {name}: {e}")));
         let pipeline = build(self.pipeline_threads)?;
         let jobs = build(1)?;
         // Build the inference plan for the camera's size now, not on the next live frame.

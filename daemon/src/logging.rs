@@ -20,9 +20,7 @@ pub fn init() {
                     .init();
                 return;
             }
-            Err(e) => {
-                eprintln!("veil: stderr goes to the journal but its socket is not reachable ({e}); logging to stderr")
-            }
+            Err(e) => eprintln!("veil: stderr goes to the journal but its socket is not reachable ({e}); logging to stderr"),
         }
     }
     tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).init();

@@ -121,8 +121,7 @@ fn parse_rule(s: &str) -> Result<Rule, String> {
     if let Some((addr, prefix)) = s.split_once('/') {
         let ip: IpAddr = addr.parse().map_err(|_| format!("webhooks.allow: '{s}' is not a CIDR"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
-        let prefix: u8 =
-            prefix.parse().ok().filter(|p| *p <= max).ok_or_else(|| format!("webhooks.allow: bad prefix in '{s}'"))?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= max).ok_or_else(|| format!("webhooks.allow: bad prefix in '{s}'"))?;
         return Ok(Rule::Net(ip, prefix));
     }
     if let Ok(ip) = s.parse::<IpAddr>() {

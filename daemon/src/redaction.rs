@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use image::RgbImage;
-use veil_models::{
-    BBox, Category, DetectError, DetectParams, Detection, Detector, RgbImage as ModelImage, StageTimings,
-};
+use veil_models::{BBox, Category, DetectError, DetectParams, Detection, Detector, RgbImage as ModelImage, StageTimings};
 use veil_redact::{MaskStyle, Region, RgbFrame, Shape};
 
 /// Timings of one redaction, in milliseconds.

@@ -94,8 +94,7 @@ pub fn plan(current: &Config, overlay: &Value, patch: &Value) -> Result<Change, 
     let (mut before, mut after) = (BTreeMap::new(), BTreeMap::new());
     flatten("", &serde_json::to_value(current).map_err(|e| e.to_string())?, &mut before);
     flatten("", &serde_json::to_value(&config).map_err(|e| e.to_string())?, &mut after);
-    let changed: Vec<String> =
-        after.iter().filter(|(k, v)| before.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
+    let changed: Vec<String> = after.iter().filter(|(k, v)| before.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
     let (live, at_restart) = changed.into_iter().partition(|k| is_live(k));
     let mut overlay = overlay.clone();
     merge(&mut overlay, patch);
@@ -180,12 +179,9 @@ mod tests {
         let first = plan(&current, &json!({}), &json!({"detector": {"confidence": 0.3}})).unwrap();
         assert_eq!(first.live, ["detector.confidence"]);
         assert!(first.at_restart.is_empty());
-        let second = plan(
-            &first.config,
-            &first.overlay,
-            &json!({"redact": {"method": "pixelate"}, "api": {"rate_per_minute": 5}}),
-        )
-        .unwrap();
+        let second =
+            plan(&first.config, &first.overlay, &json!({"redact": {"method": "pixelate"}, "api": {"rate_per_minute": 5}}))
+                .unwrap();
         assert_eq!(second.live, ["redact.method"]);
         assert_eq!(second.at_restart, ["api.rate_per_minute"]);
         assert_eq!(

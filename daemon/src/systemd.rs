@@ -16,20 +16,14 @@ pub struct Notifier {
 impl Notifier {
     /// Read the environment systemd sets (or a test harness emulating it).
     pub fn from_env() -> Self {
-        let socket =
-            std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty()).and_then(
-                |path| match UnixDatagram::unbound() {
-                    Ok(s) => Some((s, path)),
-                    Err(e) => {
-                        eprintln!("veil: NOTIFY_SOCKET set but no socket: {e}");
-                        None
-                    }
-                },
-            );
-        let for_us = std::env::var("WATCHDOG_PID")
-            .ok()
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_none_or(|p| p == std::process::id());
+        let socket = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty()).and_then(|path| match UnixDatagram::unbound() {
+            Ok(s) => Some((s, path)),
+            Err(e) => {
+                eprintln!("veil: NOTIFY_SOCKET set but no socket: {e}");
+                None
+            }
+        });
+        let for_us = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok()).is_none_or(|p| p == std::process::id());
         let watchdog = std::env::var("WATCHDOG_USEC")
             .ok()
             .and_then(|u| u.parse::<u64>().ok())

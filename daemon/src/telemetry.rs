@@ -161,8 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut sampler = Sampler::new(dir.path()).unwrap();
-        let t =
-            sampler.sample(&Sources { metrics: None, store: &store, capture: "on", backend: "centerface-int8".into() });
+        let t = sampler.sample(&Sources { metrics: None, store: &store, capture: "on", backend: "centerface-int8".into() });
         assert!(t.memory_total_mb > 0 && t.memory_used_mb <= t.memory_total_mb, "{t:?}");
         assert!(t.process_rss_mb > 0, "{t:?}");
         assert!(t.disk_free_mb.is_some_and(|f| f <= t.disk_total_mb.unwrap()), "{t:?}");

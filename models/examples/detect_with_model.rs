@@ -2,7 +2,7 @@
 //! (the product refuses unlisted files). Called by `models/tool/eval_faces.py --veil` through a
 //! wrapper: `detect_with_model MODEL.onnx detect FILES... [--confidence C] [--scale S]`.
 
-use veil_models::{BackendInfo, Category, CenterFace, DetectParams, DetectScale, Detector, Precision, RgbImage};
+use veil_models::{BackendInfo, CenterFace, Category, DetectParams, DetectScale, Detector, Precision, RgbImage};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -88,15 +88,7 @@ impl FaceNetwork for CenterFace {
         self.plans.get(nw, nh).map(|_| ())
     }
 
-    fn infer(
-        &self,
-        input: Tensor,
-        nw: u32,
-        nh: u32,
-        w: u32,
-        h: u32,
-        min_score: f32,
-    ) -> Result<(Vec<Detection>, f64), DetectError> {
+    fn infer(&self, input: Tensor, nw: u32, nh: u32, w: u32, h: u32, min_score: f32) -> Result<(Vec<Detection>, f64), DetectError> {
         // Optimizing for a new shape happens once per shape and is not counted as inference.
         let plan = self.plans.get(nw, nh)?;
         let t = Instant::now();

@@ -190,8 +190,7 @@ pub fn equalize_lightness(rgb: &mut [u8], w: usize, h: usize, clahe: &Clahe) {
         let l = lightness[i] as f32 * 100.0 / 255.0;
         let fy = (l + 16.0) / 116.0;
         let [a, b] = chroma[i];
-        let xyz =
-            [lab_f_inv(fy + a / 500.0) * WHITE[0], lab_f_inv(fy) * WHITE[1], lab_f_inv(fy - b / 200.0) * WHITE[2]];
+        let xyz = [lab_f_inv(fy + a / 500.0) * WHITE[0], lab_f_inv(fy) * WHITE[1], lab_f_inv(fy - b / 200.0) * WHITE[2]];
         for (c, out) in px.iter_mut().enumerate() {
             let lin = XYZ_TO_RGB[c][0] * xyz[0] + XYZ_TO_RGB[c][1] * xyz[1] + XYZ_TO_RGB[c][2] * xyz[2];
             *out = encode[(lin.clamp(0.0, 1.0) * ENCODE_STEPS as f32 + 0.5) as usize];

@@ -53,8 +53,7 @@ impl Detector for Ensemble {
         let mut out = DetectOutput::default();
         let mut timings = StageTimings::default();
         for member in &self.members {
-            let mine: Vec<Category> =
-                member.info().categories.iter().copied().filter(|c| wanted.contains(*c)).collect();
+            let mine: Vec<Category> = member.info().categories.iter().copied().filter(|c| wanted.contains(*c)).collect();
             if mine.is_empty() {
                 continue;
             }

@@ -29,14 +29,12 @@ pub use detection::{BBox, Category, CategorySet, Detection, Point};
 pub use ensemble::Ensemble;
 pub use error::DetectError;
 pub use int8::onnx_with_int8_ops;
-pub use params::{
-    DetectParams, DetectScale, Tiling, AUTO_MIN_LONG_SIDE, DEFAULT_CONFIDENCE, DEFAULT_TINY_CONFIDENCE, TINY_FACE_PX,
-};
+pub use params::{DetectParams, DetectScale, Tiling, AUTO_MIN_LONG_SIDE, DEFAULT_CONFIDENCE, DEFAULT_TINY_CONFIDENCE, TINY_FACE_PX};
 pub use plates::{PlateShape, Plates};
 pub use precision::Precision;
 pub use preprocess::RgbImage;
-pub use registry::{BackendInfo, PrecisionProbe, Registry, ENSEMBLE_SEPARATOR};
 pub use rotations::Rotations;
+pub use registry::{BackendInfo, PrecisionProbe, Registry, ENSEMBLE_SEPARATOR};
 pub use scan::TILE_OVERLAP;
 pub use yunet::YuNet;
 

@@ -31,9 +31,8 @@ impl FromStr for DetectScale {
     type Err = DetectError;
     /// `auto`, `native`, a factor such as `2` or `0.5`, or `WxH` such as `640x360`.
     fn from_str(s: &str) -> Result<Self, DetectError> {
-        let bad = || {
-            DetectError::InvalidParam(format!("scale '{s}': expected 'auto', 'native', a factor like 2 or 0.5, or WxH"))
-        };
+        let bad =
+            || DetectError::InvalidParam(format!("scale '{s}': expected 'auto', 'native', a factor like 2 or 0.5, or WxH"));
         let s = s.trim();
         if s.eq_ignore_ascii_case("native") {
             return Ok(DetectScale::Native);

@@ -79,7 +79,11 @@ impl Detector for Plates {
             .map(|(bbox, score)| Detection { category: Category::LicensePlate, bbox, score, landmarks: None })
             .collect();
         let t3 = Instant::now();
-        Ok(DetectOutput { detections, timings: StageTimings::between([t0, t1, t2, t3]), network_input: (nw, nh) })
+        Ok(DetectOutput {
+            detections,
+            timings: StageTimings::between([t0, t1, t2, t3]),
+            network_input: (nw, nh),
+        })
     }
 }
 

@@ -194,9 +194,7 @@ impl Registry {
                     }
                 }
                 let ms = |p: Precision| timed.iter().find(|t| t.0 == p).map(|t| t.1);
-                let probe = ms(Precision::Int8)
-                    .zip(ms(Precision::Fp32))
-                    .map(|(int8_ms, fp32_ms)| PrecisionProbe { int8_ms, fp32_ms });
+                let probe = ms(Precision::Int8).zip(ms(Precision::Fp32)).map(|(int8_ms, fp32_ms)| PrecisionProbe { int8_ms, fp32_ms });
                 let Some((chosen, t, det)) = timed.into_iter().min_by(|a, b| a.1.total_cmp(&b.1)) else {
                     return Err(last_err.unwrap_or_else(|| DetectError::UnknownBackend(name.to_string())));
                 };

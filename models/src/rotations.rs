@@ -120,11 +120,7 @@ fn unrotate_detection(d: Detection, w: f32, h: f32, degrees: u16) -> Detection {
 /// Detect in `image` and, for each turn `params.rotations` names, in a turned copy; every box in
 /// `image`'s pixels, merged per category at `params.nms_threshold`, best first, at most
 /// `params.max_faces`. Timings add up over the passes; any pass failing fails the whole.
-pub fn detect(
-    detector: &dyn Detector,
-    image: &RgbImage<'_>,
-    params: &DetectParams,
-) -> Result<DetectOutput, DetectError> {
+pub fn detect(detector: &dyn Detector, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
     let inner = DetectParams { rotations: Rotations::NONE, ..*params };
     let mut out = detector.detect(image, &inner)?;
     if params.rotations.is_empty() {

@@ -37,15 +37,8 @@ pub trait FaceNetwork {
     /// Faces scoring at least `min_score` in `input` (`[1, 3, nh, nw]`, the tile in its top-left
     /// `w` x `h` corner), boxes and landmarks in input pixels, clipped to that corner; plus the
     /// inference time in ms.
-    fn infer(
-        &self,
-        input: Tensor,
-        nw: u32,
-        nh: u32,
-        w: u32,
-        h: u32,
-        min_score: f32,
-    ) -> Result<(Vec<Detection>, f64), DetectError>;
+    fn infer(&self, input: Tensor, nw: u32, nh: u32, w: u32, h: u32, min_score: f32)
+        -> Result<(Vec<Detection>, f64), DetectError>;
 }
 
 /// Cut an axis of `len` pixels into tiles of at most `max` with at least `overlap` shared:
@@ -90,11 +83,7 @@ pub fn regions(w: u32, h: u32, params: &DetectParams) -> Result<Vec<Region>, Det
 
 /// Detect faces in `image` with `net` over every region; boxes in source pixels, merged by NMS
 /// at `params.nms_threshold`, best first, at most `params.max_faces`.
-pub fn detect_faces(
-    net: &dyn FaceNetwork,
-    image: &RgbImage<'_>,
-    params: &DetectParams,
-) -> Result<DetectOutput, DetectError> {
+pub fn detect_faces(net: &dyn FaceNetwork, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
     let regions = regions(image.width, image.height, params)?;
     let last_level = regions.iter().map(|r| r.fx).fold(f64::INFINITY, f64::min);
     let floor = params.confidence;

@@ -82,7 +82,10 @@ impl TextMapNetwork {
         let view = out.to_plain_array_view::<f32>()?;
         let (w, h) = (w as usize, h as usize);
         if view.len() != w * h {
-            return Err(DetectError::Inference(format!("text map has shape {:?}, expected {w}x{h}", view.shape())));
+            return Err(DetectError::Inference(format!(
+                "text map has shape {:?}, expected {w}x{h}",
+                view.shape()
+            )));
         }
         Ok(ProbabilityMap { values: view.iter().copied().collect(), w, h })
     }

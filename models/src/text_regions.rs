@@ -43,8 +43,10 @@ pub fn text_regions(map: &ProbabilityMap, rule: &RegionRule) -> Vec<TextRegion> 
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
-            mask[i] =
-                above[i] || (x > 0 && above[i - 1]) || (y > 0 && above[i - w]) || (x > 0 && y > 0 && above[i - w - 1]);
+            mask[i] = above[i]
+                || (x > 0 && above[i - 1])
+                || (y > 0 && above[i - w])
+                || (x > 0 && y > 0 && above[i - w - 1]);
         }
     }
     let components = label_components(&mask, &map.values, w, h);

@@ -44,11 +44,7 @@ impl YuNet {
     /// Names of the ops of the optimized plan for a `w` x `h` network input.
     pub fn optimized_ops(&self, w: u32, h: u32) -> Result<Vec<String>, DetectError> {
         let model = self.plans.optimized_model(pad32(w), pad32(h))?;
-        Ok(model
-            .nodes()
-            .iter()
-            .map(|n| format!("{} ({})", n.op.name(), n.op.info().unwrap_or_default().join("; ")))
-            .collect())
+        Ok(model.nodes().iter().map(|n| format!("{} ({})", n.op.name(), n.op.info().unwrap_or_default().join("; "))).collect())
     }
 }
 
@@ -73,15 +69,7 @@ impl FaceNetwork for YuNet {
         self.plans.get(nw, nh).map(|_| ())
     }
 
-    fn infer(
-        &self,
-        input: Tensor,
-        nw: u32,
-        nh: u32,
-        w: u32,
-        h: u32,
-        min_score: f32,
-    ) -> Result<(Vec<Detection>, f64), DetectError> {
+    fn infer(&self, input: Tensor, nw: u32, nh: u32, w: u32, h: u32, min_score: f32) -> Result<(Vec<Detection>, f64), DetectError> {
         let plan = self.plans.get(nw, nh)?;
         let t = Instant::now();
         let outputs = plan.run(tvec!(input.into()))?;

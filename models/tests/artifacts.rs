@@ -158,22 +158,13 @@ fn yunet_on_tract_agrees_with_onnxruntime() {
         let theirs = onnxruntime_yunet(&path, 0.3);
         // Every face veil keeps is one of onnxruntime's cells: same box, same score.
         for d in &ours {
-            let best = theirs
-                .iter()
-                .max_by(|a, b| a.1.iou(&d.bbox).total_cmp(&b.1.iou(&d.bbox)))
-                .unwrap_or_else(|| panic!("{name}: onnxruntime found nothing"));
-            assert!(
-                best.1.iou(&d.bbox) > 0.99 && (best.0 - d.score).abs() < 1e-3,
-                "{name}: veil {d:?} vs onnxruntime {best:?}"
-            );
+            let best = theirs.iter().max_by(|a, b| a.1.iou(&d.bbox).total_cmp(&b.1.iou(&d.bbox))).unwrap_or_else(|| panic!("{name}: onnxruntime found nothing"));
+            assert!(best.1.iou(&d.bbox) > 0.99 && (best.0 - d.score).abs() < 1e-3, "{name}: veil {d:?} vs onnxruntime {best:?}");
             compared += 1;
         }
         // And every confident onnxruntime cell is covered by one of veil's faces.
         for (score, b) in theirs.iter().filter(|c| c.0 >= 0.6) {
-            assert!(
-                ours.iter().any(|d| d.bbox.iou(b) > 0.3),
-                "{name}: onnxruntime's face {b:?} ({score}) is missing in veil's"
-            );
+            assert!(ours.iter().any(|d| d.bbox.iou(b) > 0.3), "{name}: onnxruntime's face {b:?} ({score}) is missing in veil's");
         }
     }
     assert!(compared >= 8, "expected the fixture faces, veil found {compared}");

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn gst_launch(args: &[&str]) {
-    let out =
-        Command::new("gst-launch-1.0").arg("-q").args(args).output().expect("gst-launch-1.0 (gstreamer1.0-tools) runs");
+    let out = Command::new("gst-launch-1.0").arg("-q").args(args).output().expect("gst-launch-1.0 (gstreamer1.0-tools) runs");
     assert!(out.status.success(), "gst-launch-1.0 {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -14,21 +13,7 @@ pub fn gst_launch(args: &[&str]) {
 pub fn frames_of(video: &Path, dir: &Path) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
     let (src, dst) = (format!("location={}", video.display()), format!("location={}/%04d.png", dir.display()));
-    gst_launch(&[
-        "filesrc",
-        &src,
-        "!",
-        "decodebin",
-        "!",
-        "videoconvert",
-        "!",
-        "video/x-raw,format=RGB",
-        "!",
-        "pngenc",
-        "!",
-        "multifilesink",
-        &dst,
-    ]);
+    gst_launch(&["filesrc", &src, "!", "decodebin", "!", "videoconvert", "!", "video/x-raw,format=RGB", "!", "pngenc", "!", "multifilesink", &dst]);
     let mut frames: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     frames.sort();
     frames
@@ -38,23 +23,7 @@ pub fn frames_of(video: &Path, dir: &Path) -> Vec<PathBuf> {
 pub fn frame_count(video: &Path, dir: &Path) -> usize {
     std::fs::create_dir_all(dir).unwrap();
     let (src, dst) = (format!("location={}", video.display()), format!("location={}/%04d.png", dir.display()));
-    gst_launch(&[
-        "filesrc",
-        &src,
-        "!",
-        "decodebin",
-        "!",
-        "videoscale",
-        "!",
-        "video/x-raw,width=32,height=18",
-        "!",
-        "videoconvert",
-        "!",
-        "pngenc",
-        "!",
-        "multifilesink",
-        &dst,
-    ]);
+    gst_launch(&["filesrc", &src, "!", "decodebin", "!", "videoscale", "!", "video/x-raw,width=32,height=18", "!", "videoconvert", "!", "pngenc", "!", "multifilesink", &dst]);
     std::fs::read_dir(dir).unwrap().count()
 }
 
@@ -63,20 +32,7 @@ pub fn frame_count(video: &Path, dir: &Path) -> usize {
 pub fn video_timing(video: &Path) -> (String, String) {
     let src = format!("location={}", video.display());
     let out = Command::new("gst-launch-1.0")
-        .args([
-            "-v",
-            "filesrc",
-            &src,
-            "!",
-            "qtdemux",
-            "!",
-            "h264parse",
-            "!",
-            "identity",
-            "silent=false",
-            "!",
-            "fakesink",
-        ])
+        .args(["-v", "filesrc", &src, "!", "qtdemux", "!", "h264parse", "!", "identity", "silent=false", "!", "fakesink"])
         .output()
         .expect("gst-launch-1.0 runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -86,11 +42,6 @@ pub fn video_timing(video: &Path) -> (String, String) {
         .map(|r| r.chars().take_while(|c| c.is_ascii_digit() || *c == '/').collect())
         .unwrap_or_default();
     // Presentation order differs from decoding order (B-frames): the latest is the largest.
-    let last = text
-        .split("pts: ")
-        .skip(1)
-        .map(|p| p.chars().take_while(|c| c.is_ascii_digit() || ":.".contains(*c)).collect::<String>())
-        .max()
-        .unwrap_or_default();
+    let last = text.split("pts: ").skip(1).map(|p| p.chars().take_while(|c| c.is_ascii_digit() || ":.".contains(*c)).collect::<String>()).max().unwrap_or_default();
     (rate, last)
 }

@@ -130,12 +130,7 @@ pub fn load_rgb(path: &Path) -> image::RgbImage {
 
 /// Open a raw upload to `path` with `key` that announces `len` bytes and sends 10 of them every
 /// half second (far under any rate limit); returns what the server finally answers.
-pub fn trickle_upload(
-    addr: String,
-    path: &'static str,
-    key: String,
-    len: usize,
-) -> std::thread::JoinHandle<(u16, String)> {
+pub fn trickle_upload(addr: String, path: &'static str, key: String, len: usize) -> std::thread::JoinHandle<(u16, String)> {
     use std::io::{Read, Write};
     std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();

@@ -180,8 +180,7 @@ impl Seen {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.payload)
-            .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.text()))
+        serde_json::from_slice(&self.payload).unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.text()))
     }
 }
 
@@ -215,11 +214,9 @@ impl Subscriber {
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         let _ = ready_tx.send(());
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => s.lock().unwrap().push(Seen {
-                        topic: p.topic.clone(),
-                        payload: p.payload.to_vec(),
-                        retain: p.retain,
-                    }),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        s.lock().unwrap().push(Seen { topic: p.topic.clone(), payload: p.payload.to_vec(), retain: p.retain })
+                    }
                     Ok(_) => {}
                     Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
@@ -247,10 +244,7 @@ impl Subscriber {
             assert!(
                 t.elapsed() < timeout,
                 "nothing accepted on {topic} within {timeout:?}; seen: {:?}",
-                self.all()
-                    .iter()
-                    .map(|m| (m.topic.clone(), m.text().chars().take(120).collect::<String>()))
-                    .collect::<Vec<_>>()
+                self.all().iter().map(|m| (m.topic.clone(), m.text().chars().take(120).collect::<String>())).collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -22,9 +22,7 @@ fn fine_detail(img: &image::RgbImage, r: [f32; 4]) -> Vec<f64> {
     let mut out = Vec::new();
     for y in r[1] as i64..r[3] as i64 {
         for x in r[0] as i64..r[2] as i64 {
-            let mean =
-                (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy))).map(|(dx, dy)| g(x + dx, y + dy)).sum::<f64>()
-                    / 9.0;
+            let mean = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy))).map(|(dx, dy)| g(x + dx, y + dy)).sum::<f64>() / 9.0;
             out.push(g(x, y) - mean);
         }
     }
@@ -76,8 +74,7 @@ fn labelled_photo(gt: &str) -> std::path::PathBuf {
 /// Boxes a second detector finds in `image`: CenterFace (not the default backend, a different
 /// network) at a low threshold, 0.2.
 pub fn second_detector(image: &std::path::Path) -> Vec<[f32; 4]> {
-    let v =
-        crate::common::detect_json(image, &["--backend", "centerface", "--precision", "fp32", "--confidence", "0.2"]);
+    let v = crate::common::detect_json(image, &["--backend", "centerface", "--precision", "fp32", "--confidence", "0.2"]);
     crate::common::boxes(&v)
 }
 
@@ -96,10 +93,6 @@ pub fn assert_faces_hidden(redacted: &std::path::Path, gt: &str) {
     }
     let in_redacted = second_detector(redacted);
     for face in &truth {
-        assert!(
-            !near(&in_redacted, *face),
-            "labelled face {face:?} is still found by a second detector in {}",
-            redacted.display()
-        );
+        assert!(!near(&in_redacted, *face), "labelled face {face:?} is still found by a second detector in {}", redacted.display());
     }
 }

@@ -84,11 +84,7 @@ impl ServiceManager {
         let mut last_ping = Instant::now();
         let (mut pings, mut said) = (0, Vec::new());
         loop {
-            assert!(
-                started.elapsed() < give_up,
-                "the watchdog was fed for {give_up:?}; the service said:\n{}",
-                service.log()
-            );
+            assert!(started.elapsed() < give_up, "the watchdog was fed for {give_up:?}; the service said:\n{}", service.log());
             let left = period.saturating_sub(last_ping.elapsed());
             match self.recv(left) {
                 Some(m) if m == "WATCHDOG=1" => {

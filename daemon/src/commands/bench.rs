@@ -157,8 +157,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     }
     let sizes = parse_sizes(&cmd.sizes)?;
     let precisions: Vec<Precision> = cmd.precisions.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>()?;
-    let backends: Vec<String> =
-        cmd.backend.as_deref().unwrap_or("yunet,centerface").split(',').map(|b| b.trim().to_string()).collect();
+    let backends: Vec<String> = cmd.backend.as_deref().unwrap_or("yunet,centerface").split(',').map(|b| b.trim().to_string()).collect();
     let mut thread_counts = vec![1];
     if cores > 1 {
         thread_counts.push(cores);
@@ -411,9 +410,7 @@ fn print_tables(r: &Report) {
                 line += &format!(" int8/fp32 {:.2}", c.inference.median_ms / fp.inference.median_ms);
             }
         }
-        if let Some(o) =
-            r.reference.iter().find(|x| x.backend == c.backend && x.size == c.size && x.threads == c.threads)
-        {
+        if let Some(o) = r.reference.iter().find(|x| x.backend == c.backend && x.size == c.size && x.threads == c.threads) {
             line += &format!("  /onnxruntime fp32 {:.2}", c.inference.median_ms / o.median_ms);
         }
         if c.backend != "centerface" {
@@ -462,10 +459,7 @@ fn run_http_bench(cmd: &BenchCmd) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!("POST /api/v1/detect, {}, {}:", r.image, machine());
-    println!(
-        "{:<8} {:>9} {:>8} {:>8} {:>8} {:>22}",
-        "clients", "requests", "req/s", "p50", "p95", "daemon RSS early/end/peak"
-    );
+    println!("{:<8} {:>9} {:>8} {:>8} {:>8} {:>22}", "clients", "requests", "req/s", "p50", "p95", "daemon RSS early/end/peak");
     for l in [&r.reference, &r.loaded] {
         println!(
             "{:<8} {:>9} {:>8.2} {:>6.0}ms {:>6.0}ms {:>10.1}/{:.1}/{:.1} MB",
@@ -514,38 +508,19 @@ fn run_sequence_benches(cmd: &BenchCmd) -> anyhow::Result<i32> {
         out.insert("flicker".into(), seqs.into());
     }
     if cmd.pipeline {
-        let sizes =
-            if cmd.sizes == "640x480,1280x720,1920x1080" { "640x480,1280x720".to_string() } else { cmd.sizes.clone() };
+        let sizes = if cmd.sizes == "640x480,1280x720,1920x1080" { "640x480,1280x720".to_string() } else { cmd.sizes.clone() };
         let photo = source_image(&cmd.image)?;
         let workers = if cmd.workers == 0 { cores } else { cmd.workers };
-        let runs =
-            super::bench_pipeline::run(detector.clone(), params, &photo, &parse_sizes(&sizes)?, cmd.seconds, workers)?;
+        let runs = super::bench_pipeline::run(detector.clone(), params, &photo, &parse_sizes(&sizes)?, cmd.seconds, workers)?;
         if !cmd.json {
-            println!(
-                "pipeline, {} cores, {workers} detection workers, {threads} inference threads, {backend} {precision}:",
-                cores
-            );
-            println!(
-                "{:<10} {:<13} {:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>9} {:>6}",
-                "size", "mode", "in", "out", "dropped", "fps out", "e2e p50", "e2e p95", "detect", "eff."
-            );
+            println!("pipeline, {} cores, {workers} detection workers, {threads} inference threads, {backend} {precision}:", cores);
+            println!("{:<10} {:<13} {:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>9} {:>6}", "size", "mode", "in", "out", "dropped", "fps out", "e2e p50", "e2e p95", "detect", "eff.");
             for r in &runs {
-                let p = |x: &Option<crate::pipeline::metrics::Percentiles>,
-                         f: fn(&crate::pipeline::metrics::Percentiles) -> f64| {
-                    x.as_ref().map(f).unwrap_or(0.0)
-                };
+                let p = |x: &Option<crate::pipeline::metrics::Percentiles>, f: fn(&crate::pipeline::metrics::Percentiles) -> f64| x.as_ref().map(f).unwrap_or(0.0);
                 println!(
                     "{:<10} {:<13} {:>6} {:>6} {:>7} {:>8.1} {:>8.0}ms {:>8.0}ms {:>7.0}ms {:>6.2}",
-                    r.size,
-                    r.mode,
-                    r.frames_in,
-                    r.frames_out,
-                    r.dropped,
-                    r.fps_out,
-                    p(&r.end_to_end_ms, |q| q.p50),
-                    p(&r.end_to_end_ms, |q| q.p95),
-                    r.reference_detect_ms,
-                    r.efficiency
+                    r.size, r.mode, r.frames_in, r.frames_out, r.dropped, r.fps_out,
+                    p(&r.end_to_end_ms, |q| q.p50), p(&r.end_to_end_ms, |q| q.p95), r.reference_detect_ms, r.efficiency
                 );
             }
         }

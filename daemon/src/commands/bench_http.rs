@@ -86,9 +86,7 @@ fn start_server() -> anyhow::Result<(Server, String)> {
 fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -101,10 +99,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 async fn one_request(client: &reqwest::Client, url: &str, key: &str, jpeg: &[u8]) -> Result<(), String> {
-    let part = reqwest::multipart::Part::bytes(jpeg.to_vec())
-        .file_name("frame.jpg")
-        .mime_str("image/jpeg")
-        .map_err(|e| e.to_string())?;
+    let part = reqwest::multipart::Part::bytes(jpeg.to_vec()).file_name("frame.jpg").mime_str("image/jpeg").map_err(|e| e.to_string())?;
     let resp = client
         .post(url)
         .header("X-API-Key", key)

@@ -11,14 +11,14 @@ use serde::Serialize;
 use veil_camera::{Frame, FrameSource, SourceError};
 use veil_models::{DetectParams, Detector, RgbImage};
 
-use crate::pipeline::controls::{LiveTuning, Tuning};
 use crate::pipeline::metrics::Percentiles;
+use crate::pipeline::controls::{LiveTuning, Tuning};
 use crate::pipeline::{Backpressure, Pipeline, PipelineConfig, StopSignal};
+use veil_redact::MaskStyle;
 use crate::sinks::events::EventStream;
 use crate::sinks::preview::PreviewFeed;
 use crate::sinks::spool::{SpoolLimits, SpoolSink};
 use crate::sinks::Dispatcher;
-use veil_redact::MaskStyle;
 
 /// The same photo over and over, like a camera pointed at a still scene.
 struct RepeatedPhoto {
@@ -127,8 +127,7 @@ pub fn run(
                 Some(f) => (seconds * f as f64) as u64,
                 None => ((seconds * 1000.0 / reference_ms) as u64).max(5),
             };
-            let (elapsed, snap) =
-                run_once(detector.clone(), params, &frame, frames, camera_fps, spool.path(), workers)?;
+            let (elapsed, snap) = run_once(detector.clone(), params, &frame, frames, camera_fps, spool.path(), workers)?;
             let fps_out = snap.frames_out as f64 / elapsed;
             runs.push(PipelineRun {
                 size: format!("{w}x{h}"),

@@ -36,8 +36,7 @@ fn photo(explicit: &Option<PathBuf>) -> anyhow::Result<(String, image::RgbImage)
     let path = explicit
         .clone()
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cache/plates/cz/skoda.png"));
-    let bytes = std::fs::read(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e} (run `make fixtures` or give --image)", path.display()))?;
+    let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e} (run `make fixtures` or give --image)", path.display()))?;
     Ok((path.display().to_string(), decode(&bytes, &DecodeLimits::default())?.image))
 }
 

@@ -159,12 +159,7 @@ fn timed(mut command: Command, output: &Path) -> anyhow::Result<f64> {
     let out = command.output().map_err(|e| anyhow::anyhow!("cannot run {:?}: {e}", command.get_program()))?;
     let seconds = t.elapsed().as_secs_f64();
     let said = String::from_utf8_lossy(&out.stderr);
-    anyhow::ensure!(
-        out.status.success() && output.is_file(),
-        "{:?} failed: {}",
-        command.get_program(),
-        said.lines().last().unwrap_or("")
-    );
+    anyhow::ensure!(out.status.success() && output.is_file(), "{:?} failed: {}", command.get_program(), said.lines().last().unwrap_or(""));
     Ok(seconds)
 }
 
@@ -188,8 +183,7 @@ pub fn run(clip: &Path, deface: Option<&Path>, labels: Option<&Path>) -> anyhow:
         p.is_file().then_some(p)
     });
     let labels = labels_path.as_deref().map(read_labels).transpose()?;
-    let info = crate::video::probe::probe(clip, Duration::from_secs(30))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", clip.display()))?;
+    let info = crate::video::probe::probe(clip, Duration::from_secs(30)).map_err(|e| anyhow::anyhow!("{}: {e}", clip.display()))?;
     let work = tempfile::tempdir()?;
     let ext = clip.extension().and_then(|e| e.to_str()).unwrap_or("mp4");
 
@@ -262,8 +256,7 @@ mod tests {
     fn a_face_counts_as_masked_only_when_it_changed_and_lost_its_detail() {
         let texture = |x: u32, y: u32| ((x * 37 + y * 91) % 200) as u8;
         let before = frame(64, 64, texture);
-        let filled =
-            frame(64, 64, |x, y| if (16..48).contains(&x) && (16..48).contains(&y) { 128 } else { texture(x, y) });
+        let filled = frame(64, 64, |x, y| if (16..48).contains(&x) && (16..48).contains(&y) { 128 } else { texture(x, y) });
         let brighter = frame(64, 64, |x, y| texture(x, y) + 30);
         let b = [16.0, 16.0, 48.0, 48.0];
         assert!(masked(&before, &filled, b));

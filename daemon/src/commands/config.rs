@@ -23,8 +23,7 @@ pub fn run(cmd: ConfigCmd) -> anyhow::Result<i32> {
             }
             for (key, path) in [("api.tls_cert", &config.api.tls_cert), ("api.tls_key", &config.api.tls_key)] {
                 if let Some(p) = path {
-                    std::fs::metadata(p)
-                        .map_err(|e| anyhow::anyhow!("{}: {key} {}: {e}", file.display(), p.display()))?;
+                    std::fs::metadata(p).map_err(|e| anyhow::anyhow!("{}: {key} {}: {e}", file.display(), p.display()))?;
                 }
             }
             println!("{}: ok", file.display());

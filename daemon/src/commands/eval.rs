@@ -21,11 +21,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<i32> {
 }
 
 /// Detections (box, score) in one photo; a photo that cannot be read is an error, not a miss.
-fn detect(
-    detector: &dyn veil_models::Detector,
-    params: &veil_models::DetectParams,
-    path: &Path,
-) -> anyhow::Result<Vec<(Box4, f32)>> {
+fn detect(detector: &dyn veil_models::Detector, params: &veil_models::DetectParams, path: &Path) -> anyhow::Result<Vec<(Box4, f32)>> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let photo = decode(&bytes, &DecodeLimits::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let (w, h) = photo.image.dimensions();
@@ -54,20 +50,9 @@ fn eval_faces(cmd: &EvalCmd, gt_path: &Path) -> anyhow::Result<i32> {
     }
     let s = faces::score(&scored, cmd.iou);
     if cmd.json {
-        println!(
-            "{}",
-            serde_json::json!({"set": cmd.set, "kind": "faces", "detector": describe(cmd, detector.as_ref()), "score": s})
-        );
+        println!("{}", serde_json::json!({"set": cmd.set, "kind": "faces", "detector": describe(cmd, detector.as_ref()), "score": s}));
     } else {
-        println!(
-            "faces: {} photos, {} labelled faces (easy {}, medium {}, hard {}); {}",
-            s.images,
-            s.faces_hard,
-            s.faces_easy,
-            s.faces_medium,
-            s.faces_hard,
-            describe(cmd, detector.as_ref())
-        );
+        println!("faces: {} photos, {} labelled faces (easy {}, medium {}, hard {}); {}", s.images, s.faces_hard, s.faces_easy, s.faces_medium, s.faces_hard, describe(cmd, detector.as_ref()));
         println!(
             "recall easy {:.3}  medium {:.3}  hard {:.3}  precision {:.3}  AP {:.3}  ({} detections, IoU {})",
             s.recall_easy, s.recall_medium, s.recall_hard, s.precision, s.ap, s.detections, s.iou_threshold
@@ -117,16 +102,8 @@ fn eval_plates(cmd: &EvalCmd) -> anyhow::Result<i32> {
                 "min_cover": cmd.min_cover, "padding": cmd.padding, "regions": scores})
         );
     } else {
-        println!(
-            "plates: {}; masks padded by {}, fully masked = {:.0} % of the characters' area covered",
-            describe(cmd, detector.as_ref()),
-            cmd.padding,
-            cmd.min_cover * 100.0
-        );
-        println!(
-            "{:<8} {:>6} {:>6} {:>14} {:>14} {:>10}",
-            "region", "photos", "plates", "fully masked", "half covered", "precision"
-        );
+        println!("plates: {}; masks padded by {}, fully masked = {:.0} % of the characters' area covered", describe(cmd, detector.as_ref()), cmd.padding, cmd.min_cover * 100.0);
+        println!("{:<8} {:>6} {:>6} {:>14} {:>14} {:>10}", "region", "photos", "plates", "fully masked", "half covered", "precision");
         for s in &scores {
             println!(
                 "{:<8} {:>6} {:>6} {:>7} {:>5.1} % {:>7} {:>5.1} % {:>10.3}",

@@ -18,10 +18,7 @@ pub fn run(cmd: KeysCmd) -> anyhow::Result<i32> {
         KeysAction::Create { name, admin } => {
             let (record, key) = store.create_key(&name, admin)?;
             let kind = if admin { "admin API key" } else { "API key" };
-            println!(
-                "created {kind} {} (id {}, prefix {}); it is shown only now:",
-                record.name, record.id, record.prefix
-            );
+            println!("created {kind} {} (id {}, prefix {}); it is shown only now:", record.name, record.id, record.prefix);
             println!("{key}");
         }
         KeysAction::List { json } => {
@@ -33,10 +30,7 @@ pub fn run(cmd: KeysCmd) -> anyhow::Result<i32> {
                 for k in keys {
                     let revoked = k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
                     let admin = if k.admin { "yes" } else { "-" };
-                    println!(
-                        "{:<5} {:<10} {:<12} {:<12} {:<6} {}",
-                        k.id, k.prefix, k.created_at, revoked, admin, k.name
-                    );
+                    println!("{:<5} {:<10} {:<12} {:<12} {:<6} {}", k.id, k.prefix, k.created_at, revoked, admin, k.name);
                 }
             }
         }

@@ -64,10 +64,7 @@ pub fn run(cmd: ModelsCmd) -> anyhow::Result<i32> {
                     .artifact("centerface", precision)
                     .ok_or_else(|| anyhow::anyhow!("no centerface model at precision {precision}"))?,
             )?,
-            list.iter()
-                .find(|b| b.name == "centerface" && b.precision == precision)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("not listed"))?,
+            list.iter().find(|b| b.name == "centerface" && b.precision == precision).cloned().ok_or_else(|| anyhow::anyhow!("not listed"))?,
             1,
         )?;
         let ops = det.optimized_ops(640, 480)?;

@@ -135,8 +135,7 @@ fn process_video(
     redactor: &Redactor,
     bars: &MultiProgress,
 ) -> Result<Done, String> {
-    let target =
-        if Container::for_path(target).is_some() { target.to_path_buf() } else { target.with_extension("mp4") };
+    let target = if Container::for_path(target).is_some() { target.to_path_buf() } else { target.with_extension("mp4") };
     let container = Container::for_path(&target).ok_or("no container for the output")?;
     let opts = EncodeOptions {
         container,

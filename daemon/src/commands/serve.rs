@@ -16,29 +16,26 @@ use crate::pipeline::{Backpressure, Pipeline, PipelineConfig, StopSignal};
 const REPLAY_DEADLINE: Duration = Duration::from_secs(60);
 use crate::config::MqttConfig;
 use crate::device::{Device, DeviceParts};
-use crate::gpio::{
-    self,
-    status::{device_state, DeviceState},
-};
 use crate::jobs::{EngineConfig, JobEngine, JobObserver, Observers};
 use crate::mqtt::events::EventOutbox;
 use crate::mqtt::{LinkParts, MqttLink};
-use crate::photo::DecodeLimits;
-use crate::pipeline::controls::CaptureSwitch;
 use crate::remote_config;
+use crate::swappable_detector::SwappableDetector;
+use crate::gpio::{self, status::{device_state, DeviceState}};
+use crate::pipeline::controls::CaptureSwitch;
+use crate::systemd::{self, Notifier};
+use veil_models::Detector;
+use crate::photo::DecodeLimits;
 use crate::server::auth::Auth;
 use crate::server::rate_limit::RateLimiter;
 use crate::server::{self, ApiSettings, AppState, TlsFiles};
+use crate::store::Store;
+use crate::webhooks::{load_secret, run_sender, WebhookSettings, Webhooks};
 use crate::sinks::events::EventStream;
 use crate::sinks::preview::PreviewFeed;
 use crate::sinks::recording::{RecordingOptions, RecordingSink};
 use crate::sinks::spool::{SpoolLimits, SpoolSink};
 use crate::sinks::Dispatcher;
-use crate::store::Store;
-use crate::swappable_detector::SwappableDetector;
-use crate::systemd::{self, Notifier};
-use crate::webhooks::{load_secret, run_sender, WebhookSettings, Webhooks};
-use veil_models::Detector;
 
 /// The config file, then the changes received from the fleet (the overlay in the state
 /// directory), then the command line's overrides; validated. Also returns the overlay.
@@ -55,10 +52,7 @@ pub fn effective_config(cmd: &ServeCmd) -> anyhow::Result<(Config, serde_json::V
     if overlay.as_object().is_some_and(|o| !o.is_empty()) {
         match remote_config::apply(&config, &overlay).and_then(|c| c.validate().map(|()| c)) {
             Ok(c) => {
-                eprintln!(
-                    "veil: remote config changes applied from {}",
-                    remote_config::overlay_path(&state_dir).display()
-                );
+                eprintln!("veil: remote config changes applied from {}", remote_config::overlay_path(&state_dir).display());
                 config = c;
             }
             Err(e) => eprintln!(
@@ -166,13 +160,7 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
 
     if let Some(switch) = switch {
         let poll = Duration::from_millis(config.gpio.poll_ms);
-        runtime.spawn(gpio::privacy_switch::run(
-            switch,
-            capture.clone(),
-            poll,
-            config.gpio.debounce_reads,
-            shutdown_rx.clone(),
-        ));
+        runtime.spawn(gpio::privacy_switch::run(switch, capture.clone(), poll, config.gpio.debounce_reads, shutdown_rx.clone()));
     }
     let state_metrics = state.metrics.clone();
     let mut state_shutdown = shutdown_rx.clone();
@@ -206,10 +194,7 @@ pub fn run(cmd: ServeCmd) -> anyhow::Result<i32> {
         let m = p.metrics();
         p.shutdown();
         let s = m.snapshot();
-        eprintln!(
-            "veil: pipeline stopped: {} frames in, {} out, {} dropped",
-            s.frames_in, s.frames_out, s.dropped_total
-        );
+        eprintln!("veil: pipeline stopped: {} frames in, {} out, {} dropped", s.frames_in, s.frames_out, s.dropped_total);
     }
     served?;
     Ok(0)
@@ -296,10 +281,7 @@ fn start_services(
         limiter: RateLimiter::new(store.clone(), config.api.rate_per_minute, config.api.rate_per_day),
     });
     if !config.api.auth {
-        eprintln!(
-            "veil: WARNING: api.auth = false: every API route is open to anyone who can reach {}",
-            config.server.listen
-        );
+        eprintln!("veil: WARNING: api.auth = false: every API route is open to anyone who can reach {}", config.server.listen);
     } else if store.list_keys()?.iter().all(|k| k.revoked_at.is_some()) {
         eprintln!(
             "veil: no API key yet; make one with: veil keys create --name NAME --state-dir {}",
@@ -345,10 +327,7 @@ fn start_services(
         auth,
         api,
         device: device.clone(),
-        admin: Arc::new(crate::server::AdminSettings::new(
-            config.api.admin_session_seconds as i64,
-            config.api.tls_cert.is_some(),
-        )),
+        admin: Arc::new(crate::server::AdminSettings::new(config.api.admin_session_seconds as i64, config.api.tls_cert.is_some())),
         sampler: Arc::new(std::sync::Mutex::new(crate::telemetry::Sampler::new(state_dir)?)),
     };
     if let (Some(o), Some(_)) = (&outbox, &pipeline) {
@@ -461,11 +440,7 @@ fn start_pipeline(
         detect_workers: cam.workers(super::cores()),
         // A cadence needs a video: an unpaced replay of a folder is unrelated photos, each of
         // which is searched for plates.
-        plates_every: if plan.backpressure == Backpressure::Block && plan.pace.is_none() {
-            1
-        } else {
-            cam.plates_every
-        },
+        plates_every: if plan.backpressure == Backpressure::Block && plan.pace.is_none() { 1 } else { cam.plates_every },
         plate_long_side: Some(cam.plate_long_side),
         ..PipelineConfig::default()
     };

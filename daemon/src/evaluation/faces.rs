@@ -27,8 +27,7 @@ pub fn read_wider(text: &str) -> anyhow::Result<Vec<(String, Vec<LabelledFace>)>
     let mut out = Vec::new();
     while let Some((_, name)) = lines.next() {
         let (n_line, count) = lines.next().ok_or_else(|| anyhow::anyhow!("{name}: no face count"))?;
-        let count: usize =
-            count.parse().map_err(|_| anyhow::anyhow!("line {}: not a face count: {count:?}", n_line + 1))?;
+        let count: usize = count.parse().map_err(|_| anyhow::anyhow!("line {}: not a face count: {count:?}", n_line + 1))?;
         let mut faces = Vec::with_capacity(count);
         // A photo without faces still has one placeholder box line.
         for _ in 0..count.max(1) {
@@ -150,8 +149,8 @@ mod tests {
             (
                 gt[0].1.clone(),
                 vec![
-                    ([11.0, 11.0, 20.0, 20.0], 0.9),     // the easy face
-                    ([70.0, 10.0, 74.0, 14.0], 0.8),     // on the ignored face: not counted
+                    ([11.0, 11.0, 20.0, 20.0], 0.9), // the easy face
+                    ([70.0, 10.0, 74.0, 14.0], 0.8), // on the ignored face: not counted
                     ([100.0, 100.0, 110.0, 110.0], 0.7), // nothing there
                 ],
             ),

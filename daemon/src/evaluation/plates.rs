@@ -31,20 +31,11 @@ pub fn read_label_file(text: &str, dir: &Path, region: &str) -> anyhow::Result<V
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split('\t').collect();
         let num = |k: usize| -> anyhow::Result<f32> {
-            f.get(k)
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("line {}: bad plate label {line:?}", i + 1))
+            f.get(k).and_then(|s| s.trim().parse().ok()).ok_or_else(|| anyhow::anyhow!("line {}: bad plate label {line:?}", i + 1))
         };
-        let name = f
-            .first()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("line {}: no file", i + 1))?;
+        let name = f.first().map(|s| s.trim()).filter(|s| !s.is_empty()).ok_or_else(|| anyhow::anyhow!("line {}: no file", i + 1))?;
         let (x, y, w, h) = (num(1)?, num(2)?, num(3)?, num(4)?);
-        let plate = LabelledPlate {
-            bbox: [x, y, x + w, y + h],
-            text: f.get(5).map_or(String::new(), |t| t.trim().to_string()),
-        };
+        let plate = LabelledPlate { bbox: [x, y, x + w, y + h], text: f.get(5).map_or(String::new(), |t| t.trim().to_string()) };
         let image = dir.join(name);
         match photos.iter_mut().find(|p| p.image == image) {
             Some(p) => p.plates.push(plate),
@@ -67,11 +58,8 @@ pub fn read_set(root: &Path) -> anyhow::Result<Vec<PlatePhoto>> {
     dirs.sort();
     let mut out = Vec::new();
     for (region, dir) in dirs {
-        let mut labels: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-            .collect();
+        let mut labels: Vec<PathBuf> =
+            std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "txt")).collect();
         labels.sort();
         for label in labels {
             let text = std::fs::read_to_string(&label)?;

@@ -97,15 +97,9 @@ mod tests {
             log,
             vec![
                 // starting: 500/500
-                (0, true),
-                (500, false),
-                (1000, true),
-                (1500, false),
+                (0, true), (500, false), (1000, true), (1500, false),
                 // degraded from 1600: double blink, 150/150/150/1050
-                (1600, true),
-                (1750, false),
-                (1900, true),
-                (2050, false),
+                (1600, true), (1750, false), (1900, true), (2050, false),
                 // running from 3100: steady on
                 (3100, true),
                 // shutdown: off

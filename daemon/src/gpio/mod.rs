@@ -52,9 +52,7 @@ pub fn open(config: &crate::config::GpioConfig) -> anyhow::Result<Pins> {
             None => None,
         };
         let privacy_switch = match config.privacy_switch_pin {
-            Some(pin) => {
-                Some(Box::new(rpi::PiSwitch::open(pin, config.privacy_switch_active_low)?) as Box<dyn SwitchInput>)
-            }
+            Some(pin) => Some(Box::new(rpi::PiSwitch::open(pin, config.privacy_switch_active_low)?) as Box<dyn SwitchInput>),
             None => None,
         };
         Ok(Pins { led, privacy_switch })

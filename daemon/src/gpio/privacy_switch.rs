@@ -32,10 +32,7 @@ pub async fn run(
         }
         if streak >= stable_reads && applied != Some(candidate) {
             capture.hold(HOLDER, candidate);
-            eprintln!(
-                "veil: privacy switch {}",
-                if candidate { "on: capture stopped" } else { "off: capture may run" }
-            );
+            eprintln!("veil: privacy switch {}", if candidate { "on: capture stopped" } else { "off: capture may run" });
             applied = Some(candidate);
         }
         tokio::select! {

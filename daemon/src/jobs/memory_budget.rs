@@ -99,12 +99,7 @@ fn return_free_memory() {
 
 impl MemoryBudget {
     pub fn new(limit_bytes: u64) -> Arc<Self> {
-        Arc::new(Self {
-            limit: limit_bytes.max(1),
-            used: Mutex::new(0),
-            freed: Condvar::new(),
-            released: AtomicU64::new(0),
-        })
+        Arc::new(Self { limit: limit_bytes.max(1), used: Mutex::new(0), freed: Condvar::new(), released: AtomicU64::new(0) })
     }
 
     pub fn limit(&self) -> u64 {

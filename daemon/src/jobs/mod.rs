@@ -20,11 +20,11 @@ use veil_models::Detector;
 
 pub use options::{JobDefaults, JobOptions, ResolvedOptions};
 pub use process::{ProcessError, ProcessTimings, Processed};
-use queue::{InlineTask, Task, WorkQueue};
 pub use video_jobs::{mime as video_mime, VideoUpload};
+use queue::{InlineTask, Task, WorkQueue};
 
-use crate::photo::{inspect, DecodeLimits, PhotoError};
 use crate::pipeline::controls::LiveTuning;
+use crate::photo::{inspect, DecodeLimits, PhotoError};
 use crate::store::jobs::{Job, JobResult, JobStatus, NewJob};
 use crate::store::{Store, StoreError};
 
@@ -519,9 +519,11 @@ impl Shared {
         let original = job.original_file.as_deref().and_then(safe_name).map(|n| self.originals.join(n));
         let (detector, limits, defaults) = (self.detector.clone(), self.config.decode_limits, self.defaults());
         let options = job.options.clone();
-        let bytes = original.ok_or_else(|| ProcessError::Internal("no original".into())).and_then(|path| {
-            std::fs::read(path).map_err(|e| ProcessError::Internal(format!("the uploaded original is gone: {e}")))
-        });
+        let bytes = original
+            .ok_or_else(|| ProcessError::Internal("no original".into()))
+            .and_then(|path| {
+                std::fs::read(path).map_err(|e| ProcessError::Internal(format!("the uploaded original is gone: {e}")))
+            });
         // A queued job waits for memory as long as it takes (it is queued work already).
         let held = match &bytes {
             Ok(b) => loop {
@@ -625,9 +627,7 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    use veil_models::{
-        BBox, BackendInfo, Category, DetectError, DetectOutput, DetectParams, Detection, Precision, RgbImage,
-    };
+    use veil_models::{BackendInfo, BBox, Category, DetectError, DetectOutput, DetectParams, Detection, Precision, RgbImage};
 
     /// Finds one face at a fixed place; fails, panics or returns NaN when the image's first
     /// red value says so (1, 2, 3).

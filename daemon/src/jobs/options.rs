@@ -220,12 +220,7 @@ mod tests {
     }
 
     fn face(x: f32, score: f32) -> Detection {
-        Detection {
-            category: Category::Face,
-            bbox: BBox { x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0 },
-            score,
-            landmarks: None,
-        }
+        Detection { category: Category::Face, bbox: BBox { x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0 }, score, landmarks: None }
     }
 
     #[test]

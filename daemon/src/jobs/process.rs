@@ -86,8 +86,7 @@ pub fn process_photo(
     if opts.detect_only {
         let view = veil_models::RgbImage::new(photo.image.as_raw(), width, height)
             .map_err(|e| ProcessError::Internal(e.to_string()))?;
-        let out = veil_models::rotations::detect(&**detector, &view, &opts.params)
-            .map_err(|e| ProcessError::Detection(e.to_string()))?;
+        let out = veil_models::rotations::detect(&**detector, &view, &opts.params).map_err(|e| ProcessError::Detection(e.to_string()))?;
         let d = out.timings;
         return Ok(Processed {
             encoded: Vec::new(),

@@ -113,6 +113,7 @@ impl JobEngine {
     }
 }
 
+
 /// Frames done, written to the store now and then; stops the clip when the daemon stops or the
 /// job is deleted under it.
 struct JobProgress<'a> {
@@ -165,8 +166,7 @@ impl Shared {
             .map_err(|e| format!("stored options unreadable: {e}"))
             .and_then(|o| o.resolve(&self.defaults()))
             .and_then(|resolved| {
-                let redactor =
-                    Redactor { detector: self.detector.clone(), params: resolved.params, style: resolved.style };
+                let redactor = Redactor { detector: self.detector.clone(), params: resolved.params, style: resolved.style };
                 let opts = EncodeOptions {
                     container,
                     quality: VIDEO_QUALITY,

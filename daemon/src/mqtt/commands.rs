@@ -31,12 +31,8 @@ pub fn handle(device: &Device, topics: &Topics, topic: &str, payload: &[u8]) -> 
     } else {
         match serde_json::from_slice(payload) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                return vec![reply(reply_topic, &Value::Null, Err(Refused("the payload must be a JSON object".into())))]
-            }
-            Err(e) => {
-                return vec![reply(reply_topic, &Value::Null, Err(Refused(format!("the payload is not JSON: {e}"))))]
-            }
+            Ok(_) => return vec![reply(reply_topic, &Value::Null, Err(Refused("the payload must be a JSON object".into())))],
+            Err(e) => return vec![reply(reply_topic, &Value::Null, Err(Refused(format!("the payload is not JSON: {e}"))))],
         }
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);

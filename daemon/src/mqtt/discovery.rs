@@ -53,10 +53,7 @@ pub fn documents(discovery_prefix: &str, device_id: &str, topics: &Topics) -> Ve
         if let Some(c) = class {
             doc["device_class"] = json!(c);
         }
-        out.push(Message::retained(
-            format!("{discovery_prefix}/sensor/{node}/{field}/config"),
-            doc.to_string().into_bytes(),
-        ));
+        out.push(Message::retained(format!("{discovery_prefix}/sensor/{node}/{field}/config"), doc.to_string().into_bytes()));
     }
     let mut switch = common("Capture", "capture");
     switch["command_topic"] = json!(topics.capture_set());
@@ -64,10 +61,7 @@ pub fn documents(discovery_prefix: &str, device_id: &str, topics: &Topics) -> Ve
     switch["payload_on"] = json!("ON");
     switch["payload_off"] = json!("OFF");
     switch["icon"] = json!("mdi:cctv");
-    out.push(Message::retained(
-        format!("{discovery_prefix}/switch/{node}/capture/config"),
-        switch.to_string().into_bytes(),
-    ));
+    out.push(Message::retained(format!("{discovery_prefix}/switch/{node}/capture/config"), switch.to_string().into_bytes()));
     out
 }
 

@@ -56,12 +56,7 @@ impl MqttLink {
         let device_id = settings::device_id(&p.config);
         let topics = Topics::new(&p.config.topic_prefix.clone().unwrap_or_else(|| format!("veil/{device_id}")));
         let connection = settings::Connection::from_config(&p.config, &device_id)?;
-        eprintln!(
-            "veil: mqtt: {} as {}, topics under {}/",
-            connection.broker.url(),
-            connection.client_id,
-            topics.prefix()
-        );
+        eprintln!("veil: mqtt: {} as {}, topics under {}/", connection.broker.url(), connection.client_id, topics.prefix());
         let (out_tx, out_rx) = mpsc::channel::<Message>(256);
         let (cmd_tx, cmd_rx) = mpsc::channel::<(String, Vec<u8>)>(64);
         let (connected_tx, connected) = watch::channel(false);
@@ -102,21 +97,8 @@ impl MqttLink {
                 connected.clone(),
                 p.shutdown.clone(),
             )),
-            tokio::spawn(send_detections(
-                p.device.clone(),
-                p.frames.clone(),
-                topics.clone(),
-                out_tx.clone(),
-                connected.clone(),
-                p.shutdown.clone(),
-            )),
-            tokio::spawn(follow_capture(
-                p.device.clone(),
-                p.outbox.clone(),
-                topics.clone(),
-                out_tx,
-                p.shutdown.clone(),
-            )),
+            tokio::spawn(send_detections(p.device.clone(), p.frames.clone(), topics.clone(), out_tx.clone(), connected.clone(), p.shutdown.clone())),
+            tokio::spawn(follow_capture(p.device.clone(), p.outbox.clone(), topics.clone(), out_tx, p.shutdown.clone())),
             tokio::spawn(report_errors(p.metrics, p.outbox, p.shutdown)),
         ];
         Ok(Self { session, helpers })

@@ -85,11 +85,7 @@ pub async fn run(mut parts: SessionParts) {
                     backoff.reset();
                 }
                 let wait = backoff.next();
-                eprintln!(
-                    "veil: mqtt: {}; retrying in {:.1} s",
-                    describe(&error, &parts.connection),
-                    wait.as_secs_f64()
-                );
+                eprintln!("veil: mqtt: {}; retrying in {:.1} s", describe(&error, &parts.connection), wait.as_secs_f64());
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = parts.shutdown.changed() => return,

@@ -56,8 +56,7 @@ pub fn parse_url(url: &str) -> anyhow::Result<Broker> {
 
 /// The device id: configured, else the host name; only characters safe in a topic level.
 pub fn device_id(config: &MqttConfig) -> String {
-    let raw =
-        config.device_id.clone().unwrap_or_else(|| sysinfo::System::host_name().unwrap_or_else(|_| "veil".into()));
+    let raw = config.device_id.clone().unwrap_or_else(|| sysinfo::System::host_name().unwrap_or_else(|_| "veil".into()));
     let id: String =
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     if id.is_empty() {

@@ -235,9 +235,7 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
             0xD9 => return true,
             0xD8 | 0xD0..=0xD7 | 0x01 => {}
             _ => {
-                let Some(len) = b.get(i..i + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
-                    return false;
-                };
+                let Some(len) = b.get(i..i + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else { return false };
                 if len < 2 || i + len > b.len() {
                     return false;
                 }
@@ -292,9 +290,7 @@ mod tests {
     }
 
     fn png_16bit_rgba(w: u32, h: u32) -> Vec<u8> {
-        let img = image::ImageBuffer::<image::Rgba<u16>, _>::from_fn(w, h, |x, y| {
-            image::Rgba([x as u16 * 1000, y as u16 * 900, 12345, 65535])
-        });
+        let img = image::ImageBuffer::<image::Rgba<u16>, _>::from_fn(w, h, |x, y| image::Rgba([x as u16 * 1000, y as u16 * 900, 12345, 65535]));
         let mut out = Vec::new();
         image::DynamicImage::ImageRgba16(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
         out

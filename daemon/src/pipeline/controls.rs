@@ -83,8 +83,7 @@ impl CaptureSwitch {
     /// Wait up to `timeout` for capture to be on; returns whether it is.
     pub fn wait_on(&self, timeout: Duration) -> bool {
         let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        let (holds, _) =
-            self.cond.wait_timeout_while(holds, timeout, |h| !h.is_empty()).unwrap_or_else(|p| p.into_inner());
+        let (holds, _) = self.cond.wait_timeout_while(holds, timeout, |h| !h.is_empty()).unwrap_or_else(|p| p.into_inner());
         holds.is_empty()
     }
 

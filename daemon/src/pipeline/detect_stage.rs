@@ -3,8 +3,8 @@
 //! next frame; while too many abandoned workers are still stuck, the stage reports itself broken.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +26,7 @@ impl std::fmt::Display for StageFailure {
             StageFailure::Error(e) => write!(f, "detector error: {e}"),
             StageFailure::Panic(e) => write!(f, "detector panicked: {e}"),
             StageFailure::Timeout => write!(f, "detection missed the frame deadline"),
-            StageFailure::Broken => {
-                write!(f, "too many detector threads are stuck; frames are dropped until they return")
-            }
+            StageFailure::Broken => write!(f, "too many detector threads are stuck; frames are dropped until they return"),
         }
     }
 }

@@ -25,8 +25,7 @@ mod tests {
         let jpeg = super::encode(&rgb, w, h, 90).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap().into_rgb8();
         assert_eq!(back.dimensions(), (w, h));
-        let err: f64 =
-            back.as_raw().iter().zip(&rgb).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / rgb.len() as f64;
+        let err: f64 = back.as_raw().iter().zip(&rgb).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / rgb.len() as f64;
         assert!(err < 4.0, "mean error {err}");
         assert!(super::encode(&rgb, 70_000, 1, 90).is_err());
     }

@@ -85,9 +85,7 @@ impl Rate {
         let recent: Vec<&Instant> =
             self.times.iter().filter(|t| now.duration_since(**t) <= Duration::from_secs(5)).collect();
         match (recent.first(), recent.last()) {
-            (Some(a), Some(b)) if recent.len() > 1 && *b > *a => {
-                (recent.len() - 1) as f64 / b.duration_since(**a).as_secs_f64()
-            }
+            (Some(a), Some(b)) if recent.len() > 1 && *b > *a => (recent.len() - 1) as f64 / b.duration_since(**a).as_secs_f64(),
             _ => 0.0,
         }
     }

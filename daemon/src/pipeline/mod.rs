@@ -199,9 +199,7 @@ impl Pipeline {
             last_size: None,
         };
         workers.push(
-            std::thread::Builder::new()
-                .name("veil-pipeline".into())
-                .spawn(move || sequencer.run(results_rx, &window))?,
+            std::thread::Builder::new().name("veil-pipeline".into()).spawn(move || sequencer.run(results_rx, &window))?,
         );
         Ok(Self { stop, queue, metrics, capture: Some(capture), workers, output: Some(output), deadline })
     }
@@ -530,10 +528,7 @@ impl Lane {
             let b = d.bbox;
             ![b.x1, b.y1, b.x2, b.y2, d.score].iter().all(|v| v.is_finite())
         }) {
-            return Err(Dropped(
-                DropCause::DetectorError,
-                format!("detector returned a non-finite box {:?}", bad.bbox),
-            ));
+            return Err(Dropped(DropCause::DetectorError, format!("detector returned a non-finite box {:?}", bad.bbox)));
         }
         let t = detected.timings;
         Ok(Detected {
@@ -646,10 +641,7 @@ impl Sequencer {
             Err(p) => {
                 // The tracker may be half-updated: start it afresh.
                 self.tracker = Tracker::new(self.config.tracker.clone());
-                return Err(Dropped(
-                    DropCause::StagePanic,
-                    format!("masking stage panicked: {}", panic_message(p.as_ref())),
-                ));
+                return Err(Dropped(DropCause::StagePanic, format!("masking stage panicked: {}", panic_message(p.as_ref()))));
             }
         };
         self.metrics.set_live_tracks(self.tracker.live_tracks());
@@ -677,8 +669,7 @@ fn output_loop(rx: Receiver<Masked>, mut sinks: Dispatcher, metrics: &Metrics, d
         let id = m.frame_id;
         let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let t = Instant::now();
-            frame_jpeg::encode(&m.pixels, m.width, m.height, quality)
-                .map(|jpeg| (jpeg, t.elapsed().as_secs_f64() * 1000.0))
+            frame_jpeg::encode(&m.pixels, m.width, m.height, quality).map(|jpeg| (jpeg, t.elapsed().as_secs_f64() * 1000.0))
         }));
         let (jpeg, encode_ms) = match encoded {
             Ok(Ok(done)) => done,

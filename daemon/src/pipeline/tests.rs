@@ -11,8 +11,8 @@ use veil_models::{
 use veil_redact::{MaskStyle, Method, Shape};
 
 use super::*;
-use crate::sinks::{Sink, SinkError};
 use controls::Tuning;
+use crate::sinks::{Sink, SinkError};
 
 const W: u32 = 96;
 const H: u32 = 64;
@@ -141,7 +141,11 @@ fn solid_black() -> MaskStyle {
     MaskStyle { method: Method::Solid { color: [0, 0, 0] }, shape: Shape::Rect, padding: 0.0, feather: 0.0 }
 }
 
-fn run(count: u64, detector: FaultyDetector, config: PipelineConfig) -> (Vec<(u64, f64)>, Arc<Metrics>) {
+fn run(
+    count: u64,
+    detector: FaultyDetector,
+    config: PipelineConfig,
+) -> (Vec<(u64, f64)>, Arc<Metrics>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut sinks = Dispatcher::default();
     sinks.add(Box::new(CheckingSink { seen: seen.clone() }));
@@ -332,11 +336,7 @@ fn paused_capture_lets_go_of_the_source_and_reads_nothing_until_resumed() {
     let switch = Arc::new(CaptureSwitch::default());
     switch.hold("test", true);
     let (reads, releases) = (Arc::default(), Arc::default());
-    let source = Watched {
-        inner: NumberedFrames { next: 0, count: 5 },
-        reads: Arc::clone(&reads),
-        releases: Arc::clone(&releases),
-    };
+    let source = Watched { inner: NumberedFrames { next: 0, count: 5 }, reads: Arc::clone(&reads), releases: Arc::clone(&releases) };
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut sinks = Dispatcher::default();
     sinks.add(Box::new(CheckingSink { seen: seen.clone() }));
@@ -347,8 +347,7 @@ fn paused_capture_lets_go_of_the_source_and_reads_nothing_until_resumed() {
         ..PipelineConfig::default()
     };
     let detector = FaultyDetector::new(vec![], Duration::ZERO);
-    let pipeline =
-        Pipeline::start(Box::new(source), Arc::new(detector), config, sinks, Arc::new(StopSignal::default())).unwrap();
+    let pipeline = Pipeline::start(Box::new(source), Arc::new(detector), config, sinks, Arc::new(StopSignal::default())).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(reads.load(SeqCst), 0, "nothing is read while capture is held off");
     assert_eq!(releases.load(SeqCst), 1, "the device is let go once");

@@ -205,8 +205,7 @@ impl Tracker {
                     track.missed = 0;
                     track.carried = 0;
                     let cover = union(&det.bbox, &smooth);
-                    let (gx, gy) =
-                        (track.velocity.0.abs() * cfg.motion_margin, track.velocity.1.abs() * cfg.motion_margin);
+                    let (gx, gy) = (track.velocity.0.abs() * cfg.motion_margin, track.velocity.1.abs() * cfg.motion_margin);
                     masks.push(MaskBox {
                         track_id: track.id,
                         category: track.category,

@@ -24,17 +24,11 @@ fn require_admin(caller: Caller) -> Result<(), ApiError> {
     if caller.admin {
         Ok(())
     } else {
-        Err(ApiError::new(
-            STYLE,
-            StatusCode::FORBIDDEN,
-            "This key may not manage keys (make one with veil keys create --admin)",
-        ))
+        Err(ApiError::new(STYLE, StatusCode::FORBIDDEN, "This key may not manage keys (make one with veil keys create --admin)"))
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal(STYLE, "key task failed"))?.in_style(STYLE)
 }
 

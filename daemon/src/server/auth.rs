@@ -61,7 +61,11 @@ pub(super) fn rate_headers(headers: &mut HeaderMap, info: &RateInfo) {
 
 /// Middleware: 401 without a valid key, 429 over the key's limits; otherwise the handler runs
 /// with a [`Caller`] and the response carries `X-RateLimit-*`.
-pub async fn require_key(State((auth, style)): State<(Arc<Auth>, ApiStyle)>, mut req: Request, next: Next) -> Response {
+pub async fn require_key(
+    State((auth, style)): State<(Arc<Auth>, ApiStyle)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if !auth.enabled {
         req.extensions_mut().insert(Caller { key_id: None, admin: true });
         return next.run(req).await;

@@ -66,10 +66,7 @@ pub async fn enforce(State(rate): State<Arc<BodyRate>>, req: Request, next: Next
         return ApiError::new(
             style,
             StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "The upload arrived slower than {kbps} KB/s after {} s; it was cut off (api.min_upload_kbps)",
-                grace.as_secs()
-            ),
+            format!("The upload arrived slower than {kbps} KB/s after {} s; it was cut off (api.min_upload_kbps)", grace.as_secs()),
         )
         .into_response();
     }

@@ -34,20 +34,11 @@ fn options() -> JobOptions {
 
 /// The optional `webhook_url` form field, checked: a URL whose host resolves only to addresses
 /// `webhooks.allow` lets deliveries reach (422 in `style` otherwise).
-pub(super) async fn webhook_url(
-    state: &AppState,
-    form: &UploadForm,
-    style: ApiStyle,
-) -> Result<Option<String>, ApiError> {
+pub(super) async fn webhook_url(state: &AppState, form: &UploadForm, style: ApiStyle) -> Result<Option<String>, ApiError> {
     match form.text("webhook_url").filter(|u| !u.is_empty()) {
         Some(u) => {
             crate::webhooks::check_url(u).map_err(|e| ApiError::unprocessable(style, e))?;
-            state
-                .api
-                .webhook_policy
-                .check_at_submit(u)
-                .await
-                .map_err(|e| ApiError::unprocessable(style, format!("webhook_url: {e}")))?;
+            state.api.webhook_policy.check_at_submit(u).await.map_err(|e| ApiError::unprocessable(style, format!("webhook_url: {e}")))?;
             Ok(Some(u.to_string()))
         }
         None => Ok(None),
@@ -109,16 +100,12 @@ pub async fn batch_protect(
         return Err(ApiError::unprocessable(STYLE, "Missing file field 'files'"));
     }
     if files.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(
-            STYLE,
-            format!("Too many files: {} (at most {MAX_BATCH} per batch)", files.len()),
-        ));
+        return Err(ApiError::bad_request(STYLE, format!("Too many files: {} (at most {MAX_BATCH} per batch)", files.len())));
     }
     let webhook = webhook_url(&state, &form, STYLE).await?;
     // All or nothing: a bad file, a full queue or a failed write leaves none of the batch queued.
     let engine = state.engine.clone();
-    let files: Vec<(Option<String>, bytes::Bytes)> =
-        files.iter().map(|f| (f.filename.clone(), f.bytes.clone())).collect();
+    let files: Vec<(Option<String>, bytes::Bytes)> = files.iter().map(|f| (f.filename.clone(), f.bytes.clone())).collect();
     let hook = webhook.clone();
     let submitted = tokio::task::spawn_blocking(move || {
         let options = options();
@@ -135,9 +122,7 @@ pub async fn batch_protect(
             .collect();
         engine.submit_all(&uploads).map_err(|e| {
             let mut err = submit_error(STYLE, e);
-            if let Some(i) =
-                uploads.iter().position(|u| crate::photo::inspect(u.bytes, &engine.config().decode_limits).is_err())
-            {
+            if let Some(i) = uploads.iter().position(|u| crate::photo::inspect(u.bytes, &engine.config().decode_limits).is_err()) {
                 err.message = format!("{}: {}", uploads[i].filename.unwrap_or("file"), err.message);
             }
             err
@@ -145,10 +130,8 @@ pub async fn batch_protect(
     })
     .await
     .map_err(|_| ApiError::internal(STYLE, "upload task failed"))??;
-    let jobs: Vec<_> = submitted
-        .iter()
-        .map(|job| json!({"job_id": job.id, "status": "processing", "filename": job.filename}))
-        .collect();
+    let jobs: Vec<_> =
+        submitted.iter().map(|job| json!({"job_id": job.id, "status": "processing", "filename": job.filename})).collect();
     Ok(Json(json!({"jobs": jobs, "backend": state.active_backend(), "webhook_url": webhook})).into_response())
 }
 
@@ -214,8 +197,7 @@ pub async fn download(
     let job = owned_job(&state, caller, &job_id, STYLE).await?;
     match job.status {
         JobStatus::Queued | JobStatus::Processing => {
-            Err(ApiError::new(STYLE, StatusCode::CONFLICT, "Job is still processing")
-                .with_header(header::RETRY_AFTER, "1"))
+            Err(ApiError::new(STYLE, StatusCode::CONFLICT, "Job is still processing").with_header(header::RETRY_AFTER, "1"))
         }
         JobStatus::Failed => {
             let reason = job.error.unwrap_or_else(|| "processing failed".into());

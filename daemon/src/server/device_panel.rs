@@ -3,16 +3,17 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::json;
 use veil_redact::{Method, Shape};
 
 use super::api_error::{ApiError, ApiStyle};
+use super::auth::Caller;
 use super::piiblur::supported_categories;
 use super::AppState;
 use crate::jobs::options::MIN_STRENGTH;
 
-pub async fn device(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn device(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
     let task = tokio::task::spawn_blocking(move || {
         let telemetry = state.telemetry_sample();
         let supported = supported_categories(&state);
@@ -44,6 +45,8 @@ pub async fn device(State(state): State<AppState>) -> Result<Response, ApiError>
             "shapes": ["ellipse", "rect"],
             "supported_categories": supported,
             "max_upload_bytes": state.api.max_upload_bytes,
+            // The caller's key may use the admin API (the field page then opens its console).
+            "admin_key": caller.admin && caller.key_id.is_some(),
         })
     });
     match task.await {

@@ -114,9 +114,7 @@ pub async fn blur(State(state): State<AppState>, body: Result<Bytes, BytesReject
         Bytes::from(bytes)
     } else if !is_no(&req.photo_url) {
         if !state.api.photo_url_fetch {
-            return Err(invalid(
-                "photo_url is disabled on this device (api.photo_url_fetch); send base64_Photo_String",
-            ));
+            return Err(invalid("photo_url is disabled on this device (api.photo_url_fetch); send base64_Photo_String"));
         }
         fetch(req.photo_url.as_deref().unwrap_or_default().trim()).await?
     } else {

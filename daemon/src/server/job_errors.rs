@@ -37,9 +37,7 @@ pub fn process_error(style: ApiStyle, e: &ProcessError) -> ApiError {
         ProcessError::Image(p) => photo_error(style, p),
         ProcessError::NoFace => ApiError::unprocessable(style, "No face detected"),
         ProcessError::Detection(_) | ProcessError::Internal(_) => ApiError::internal(style, e.to_string()),
-        ProcessError::Budget(BudgetError::TooBig { .. }) => {
-            ApiError::new(style, StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-        }
+        ProcessError::Budget(BudgetError::TooBig { .. }) => ApiError::new(style, StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         ProcessError::Budget(BudgetError::Busy { .. }) => busy(style, e.to_string()),
     }
 }

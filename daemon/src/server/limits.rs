@@ -64,9 +64,8 @@ impl RequestLimits {
 
     /// A 503 that says when to come back and, for a valid key, where its rate window stands.
     async fn busy(&self, style: ApiStyle, key: Option<String>, message: String) -> Response {
-        let mut resp = ApiError::new(style, StatusCode::SERVICE_UNAVAILABLE, message)
-            .with_header(header::RETRY_AFTER, "1")
-            .into_response();
+        let mut resp =
+            ApiError::new(style, StatusCode::SERVICE_UNAVAILABLE, message).with_header(header::RETRY_AFTER, "1").into_response();
         if let Some(key) = key.filter(|_| self.auth.enabled) {
             let auth = self.auth.clone();
             let info = tokio::task::spawn_blocking(move || {
@@ -95,8 +94,7 @@ pub async fn limit(State(limits): State<Arc<RequestLimits>>, req: Request, next:
     let _key_slot = if limits.auth.enabled {
         let bucket = key.as_deref().map(|k| format!("key:{k}")).unwrap_or_else(|| "anonymous".into());
         let Some(slot) = limits.take_key_slot(&bucket) else {
-            let message =
-                format!("Too many requests in flight for this key (at most {}); retry shortly", limits.per_key);
+            let message = format!("Too many requests in flight for this key (at most {}); retry shortly", limits.per_key);
             return limits.busy(style, key, message).await;
         };
         Some(slot)

@@ -50,11 +50,8 @@ pub async fn process_image(
     if !faces && !plates {
         return Err(ApiError::unprocessable(STYLE, "Nothing to mask: faces=false and licensePlates=false"));
     }
-    let categories: Vec<String> = [(faces, "faces"), (plates, "license_plates")]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, n)| n.to_string())
-        .collect();
+    let categories: Vec<String> =
+        [(faces, "faces"), (plates, "license_plates")].iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
     let shape = match form.text("shape").map(str::to_ascii_lowercase).as_deref() {
         None | Some("mask") => "ellipse",
         Some("rectangle") => "rect",
@@ -67,24 +64,17 @@ pub async fn process_image(
     };
     // blurStrength is an integer (MaskIt's default 30); 50 and above is veil's strongest blur.
     let strength = match form.number::<f32>("blurStrength", STYLE)? {
-        Some(s) if !(0.0..=100.0).contains(&s) => {
-            return Err(bad_value(STYLE, "blurStrength", &s.to_string(), "0..100"))
-        }
+        Some(s) if !(0.0..=100.0).contains(&s) => return Err(bad_value(STYLE, "blurStrength", &s.to_string(), "0..100")),
         Some(s) => Some((s / 50.0).clamp(0.05, 1.0)),
         None => None,
     };
     let feather = match form.number::<f32>("edgeBlurSize", STYLE)? {
-        Some(f) if !(0.0..=1.0).contains(&f) => {
-            return Err(bad_value(STYLE, "edgeBlurSize", &f.to_string(), "0.0..1.0"))
-        }
+        Some(f) if !(0.0..=1.0).contains(&f) => return Err(bad_value(STYLE, "edgeBlurSize", &f.to_string(), "0.0..1.0")),
         f => f,
     };
     let webhook = if form.flag("useWebhook", STYLE)?.unwrap_or(false) {
         Some(state.api.default_webhook_url.clone().ok_or_else(|| {
-            ApiError::unprocessable(
-                STYLE,
-                "useWebhook needs a webhook URL configured on the device (webhooks.default_url)",
-            )
+            ApiError::unprocessable(STYLE, "useWebhook needs a webhook URL configured on the device (webhooks.default_url)")
         })?)
     } else {
         None
@@ -116,10 +106,7 @@ async fn job_from_query(
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::bad_request(STYLE, "Missing query parameter jobId"))?;
     if !crate::jobs::is_job_id(id) {
-        return Err(ApiError::bad_request(
-            STYLE,
-            format!("'{}' is not a job id", id.chars().take(40).collect::<String>()),
-        ));
+        return Err(ApiError::bad_request(STYLE, format!("'{}' is not a job id", id.chars().take(40).collect::<String>())));
     }
     owned_job(state, caller, id, STYLE).await
 }
@@ -174,8 +161,6 @@ pub async fn image_download(
         .await
         .map_err(|_| ApiError::internal(STYLE, "download task failed"))?
         .in_style(STYLE)?
-        .ok_or_else(|| {
-            ApiError::not_found(STYLE, "The masked image was already downloaded (or expired) and has been deleted")
-        })?;
+        .ok_or_else(|| ApiError::not_found(STYLE, "The masked image was already downloaded (or expired) and has been deleted"))?;
     Ok(file_response(bytes, job.result_mime.as_deref(), &result_name(&job, "masked")))
 }

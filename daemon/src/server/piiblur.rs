@@ -24,20 +24,8 @@ pub const MEDIA_UPLOAD_PATH: &str = "/api/v1/media/redact";
 
 /// Every category the PiiBlur API names (what this device finds depends on its backend).
 const KNOWN_CATEGORIES: &[&str] = &[
-    "heads",
-    "faces",
-    "license_plates",
-    "screens",
-    "writing",
-    "street_signs",
-    "id_cards",
-    "passports",
-    "credit_cards",
-    "name_badges",
-    "qr_codes",
-    "barcodes",
-    "documents",
-    "tattoos",
+    "heads", "faces", "license_plates", "screens", "writing", "street_signs", "id_cards", "passports",
+    "credit_cards", "name_badges", "qr_codes", "barcodes", "documents", "tattoos",
 ];
 
 /// The PiiBlur category names this device's upload backend can hide now.
@@ -111,9 +99,7 @@ pub async fn redact(
     }
     let number = |name: &str| -> Result<Option<f32>, ApiError> {
         form.text(name)
-            .map(|v| {
-                v.parse::<f32>().ok().filter(|x| x.is_finite()).ok_or_else(|| bad_value(STYLE, name, v, "a number"))
-            })
+            .map(|v| v.parse::<f32>().ok().filter(|x| x.is_finite()).ok_or_else(|| bad_value(STYLE, name, v, "a number")))
             .transpose()
     };
     let strength = number("strength")?.map(|s| if s > 1.0 { s / 100.0 } else { s });
@@ -138,8 +124,7 @@ pub async fn redact(
         Some(video) => submit_video(&state, caller, file.filename.clone(), video, options, webhook).await?,
         None => submit_upload(&state, caller, ("piiblur", STYLE), file, options, webhook).await?,
     };
-    Ok((StatusCode::CREATED, Json(json!({"media_id": job.id, "status": "queued", "media_type": job.media_type})))
-        .into_response())
+    Ok((StatusCode::CREATED, Json(json!({"media_id": job.id, "status": "queued", "media_type": job.media_type}))).into_response())
 }
 
 async fn submit_video(
@@ -221,10 +206,12 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let job = owned_job(&state, caller, &id, STYLE).await?;
     match job.status {
-        JobStatus::Queued | JobStatus::Processing => {
-            Err(ApiError::new(STYLE, StatusCode::CONFLICT, format!("Media {id} is still {}", job.status.as_str()))
-                .with_header(header::RETRY_AFTER, "1"))
-        }
+        JobStatus::Queued | JobStatus::Processing => Err(ApiError::new(
+            STYLE,
+            StatusCode::CONFLICT,
+            format!("Media {id} is still {}", job.status.as_str()),
+        )
+        .with_header(header::RETRY_AFTER, "1")),
         JobStatus::Failed => Err(ApiError::unprocessable(
             STYLE,
             format!("Media {id} failed: {}", job.error.as_deref().unwrap_or("unknown reason")),
@@ -234,8 +221,7 @@ pub async fn download(
                 .engine
                 .result_path(&job)
                 .ok_or_else(|| ApiError::not_found(STYLE, format!("The result of media {id} has expired")))?;
-            stream_file(&path, job.result_mime.as_deref().unwrap_or("video/mp4"), &result_name(&job, "redacted"), STYLE)
-                .await
+            stream_file(&path, job.result_mime.as_deref().unwrap_or("video/mp4"), &result_name(&job, "redacted"), STYLE).await
         }
         JobStatus::Completed => {
             let bytes = read_result(&state, &job, STYLE)
@@ -261,8 +247,7 @@ pub async fn original(
     let name = job.filename.clone().unwrap_or_else(|| job.id.clone());
     if job.is_video() {
         let path = state.engine.original_path(&job).ok_or_else(|| {
-            let why =
-                if job.status.is_finished() { "has been deleted" } else { "is not available before the job ends" };
+            let why = if job.status.is_finished() { "has been deleted" } else { "is not available before the job ends" };
             ApiError::not_found(STYLE, format!("The original of media {id} {why}"))
         })?;
         return stream_file(&path, "application/octet-stream", &name, STYLE).await;
@@ -273,23 +258,15 @@ pub async fn original(
         .await
         .map_err(|_| ApiError::internal(STYLE, "read failed"))?
         .ok_or_else(|| {
-            let why =
-                if job.status.is_finished() { "has been deleted" } else { "is not available before the job ends" };
+            let why = if job.status.is_finished() { "has been deleted" } else { "is not available before the job ends" };
             ApiError::not_found(STYLE, format!("The original of media {id} {why}"))
         })?;
     Ok(file_response(bytes, None, &name))
 }
 
 /// A file sent as it is read (a video may be hundreds of megabytes), with its length.
-pub(super) async fn stream_file(
-    path: &std::path::Path,
-    mime: &str,
-    name: &str,
-    style: ApiStyle,
-) -> Result<Response, ApiError> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| ApiError::internal(style, format!("cannot read the file: {e}")))?;
+pub(super) async fn stream_file(path: &std::path::Path, mime: &str, name: &str, style: ApiStyle) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(path).await.map_err(|e| ApiError::internal(style, format!("cannot read the file: {e}")))?;
     let len = file.metadata().await.map_err(|e| ApiError::internal(style, format!("cannot read the file: {e}")))?.len();
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
     Ok((
@@ -375,20 +352,10 @@ pub async fn list(
         None => None,
     };
     let page: i64 = match get("page") {
-        Some(p) => p
-            .parse()
-            .ok()
-            .filter(|p| (1..=1_000_000).contains(p))
-            .ok_or_else(|| bad_value(STYLE, "page", p, "a page number from 1"))?,
+        Some(p) => p.parse().ok().filter(|p| (1..=1_000_000).contains(p)).ok_or_else(|| bad_value(STYLE, "page", p, "a page number from 1"))?,
         None => 1,
     };
-    let filter = JobFilter {
-        key_id: Some(caller.key_id),
-        api: Some("piiblur".into()),
-        status,
-        media_type,
-        ..Default::default()
-    };
+    let filter = JobFilter { key_id: Some(caller.key_id), api: Some("piiblur".into()), status, media_type, ..Default::default() };
     let store = state.engine.store().clone();
     let (jobs, total) = tokio::task::spawn_blocking(move || store.list_jobs(&filter, (page - 1) * PER_PAGE, PER_PAGE))
         .await
@@ -410,19 +377,18 @@ pub async fn usage(State(state): State<AppState>, Extension(caller): Extension<C
     let now = crate::store::now_ms();
     let day = now.div_euclid(86_400_000);
     let (period_start, period_end) = crate::store::month_bounds_ms(now);
-    let (totals, today, (images, video_ms)) =
-        tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-            let totals = store.job_totals(caller.key_id)?;
-            let today = match caller.key_id {
-                Some(k) => store.requests_on(k, day)?,
-                None => 0,
-            };
-            let period = store.usage_between(caller.key_id, period_start, period_end)?;
-            Ok((totals, today, period))
-        })
-        .await
-        .map_err(|_| ApiError::internal(STYLE, "usage task failed"))?
-        .in_style(STYLE)?;
+    let (totals, today, (images, video_ms)) = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+        let totals = store.job_totals(caller.key_id)?;
+        let today = match caller.key_id {
+            Some(k) => store.requests_on(k, day)?,
+            None => 0,
+        };
+        let period = store.usage_between(caller.key_id, period_start, period_end)?;
+        Ok((totals, today, period))
+    })
+    .await
+    .map_err(|_| ApiError::internal(STYLE, "usage task failed"))?
+    .in_style(STYLE)?;
     let limiter = &state.auth.limiter;
     let minutes = |ms: i64| (ms as f64 / 60_000.0 * 100.0).round() / 100.0;
     Ok(Json(json!({

@@ -52,10 +52,7 @@ pub async fn stream_mjpeg(State(state): State<AppState>) -> Response {
                         }
                     }
                     let bytes = part(img.frame_id, &img.jpeg);
-                    return Some((
-                        Ok::<_, std::io::Error>(bytes),
-                        (rx, shutdown, Some(img.frame_id), Some(Instant::now())),
-                    ));
+                    return Some((Ok::<_, std::io::Error>(bytes), (rx, shutdown, Some(img.frame_id), Some(Instant::now()))));
                 }
                 tokio::select! {
                     changed = rx.changed() => if changed.is_err() { return None },

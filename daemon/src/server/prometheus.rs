@@ -22,12 +22,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         let silence = state.metrics.as_ref().map(|m| m.worker_silence().as_secs_f64());
         let sample = state.telemetry_sample();
         let jobs = store.job_totals(None).map_err(|e| e.to_string())?;
-        Ok::<_, String>(render(&Figures {
-            telemetry: &sample,
-            pipeline: snapshot.as_ref(),
-            worker_silence_s: silence,
-            jobs: &jobs,
-        }))
+        Ok::<_, String>(render(&Figures { telemetry: &sample, pipeline: snapshot.as_ref(), worker_silence_s: silence, jobs: &jobs }))
     });
     match task.await {
         Ok(Ok(body)) => Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()),
@@ -97,17 +92,10 @@ const MB: f64 = (1u64 << 20) as f64;
 pub fn render(f: &Figures<'_>) -> String {
     let t = f.telemetry;
     let mut e = Exposition { out: String::with_capacity(4096) };
-    e.family("veil_build_info", "gauge", "Always 1; the version and the detection backend in use as labels.").sample(
-        "veil_build_info",
-        &[("version", env!("CARGO_PKG_VERSION")), ("backend", &t.backend)],
-        1.0,
-    );
+    e.family("veil_build_info", "gauge", "Always 1; the version and the detection backend in use as labels.")
+        .sample("veil_build_info", &[("version", env!("CARGO_PKG_VERSION")), ("backend", &t.backend)], 1.0);
     e.single("veil_uptime_seconds", "gauge", "Seconds since the daemon started.", t.uptime_s as f64);
-    e.family(
-        "veil_capture",
-        "gauge",
-        "1 for the capture state the camera is in: on, off (held off) or none (no camera).",
-    );
+    e.family("veil_capture", "gauge", "1 for the capture state the camera is in: on, off (held off) or none (no camera).");
     for state in ["on", "off", "none"] {
         e.sample("veil_capture", &[("state", state)], f64::from(u8::from(t.capture == state)));
     }
@@ -115,29 +103,14 @@ pub fn render(f: &Figures<'_>) -> String {
     // The camera pipeline.
     if let Some(p) = f.pipeline {
         e.single("veil_frames_captured_total", "counter", "Frames the camera delivered.", p.frames_in as f64);
-        e.single(
-            "veil_frames_redacted_total",
-            "counter",
-            "Frames redacted and handed to the sinks.",
-            p.frames_out as f64,
-        );
+        e.single("veil_frames_redacted_total", "counter", "Frames redacted and handed to the sinks.", p.frames_out as f64);
         e.family("veil_frames_dropped_total", "counter", "Frames never output, by cause (fail-closed drops included).");
         for (cause, n) in &p.dropped {
             e.sample("veil_frames_dropped_total", &[("cause", cause)], *n as f64);
         }
         e.single("veil_source_errors_total", "counter", "Errors reading the camera.", p.source_errors as f64);
-        e.single(
-            "veil_sink_errors_total",
-            "counter",
-            "Errors writing redacted frames (spool, preview, events).",
-            p.sink_errors as f64,
-        );
-        e.single(
-            "veil_source_running",
-            "gauge",
-            "1 while the camera delivers frames.",
-            f64::from(u8::from(p.source.running)),
-        );
+        e.single("veil_sink_errors_total", "counter", "Errors writing redacted frames (spool, preview, events).", p.sink_errors as f64);
+        e.single("veil_source_running", "gauge", "1 while the camera delivers frames.", f64::from(u8::from(p.source.running)));
         e.single("veil_frames_per_second_in", "gauge", "Frame rate from the camera over the last 5 s.", p.fps_in);
         e.single("veil_frames_per_second_out", "gauge", "Redacted frame rate over the last 5 s.", p.fps_out);
         e.single("veil_queue_depth", "gauge", "Frames waiting for detection.", p.queue_depth as f64);
@@ -168,25 +141,13 @@ pub fn render(f: &Figures<'_>) -> String {
     // Upload jobs and events.
     let j = f.jobs;
     e.family("veil_jobs", "gauge", "Upload jobs in the database, by state.");
-    for (state, n) in
-        [("queued", j.queued), ("processing", j.processing), ("completed", j.completed), ("failed", j.failed)]
-    {
+    for (state, n) in [("queued", j.queued), ("processing", j.processing), ("completed", j.completed), ("failed", j.failed)] {
         e.sample("veil_jobs", &[("state", state)], n as f64);
     }
     e.single("veil_job_faces", "gauge", "Faces masked in the jobs still in the database.", j.faces as f64);
-    e.single(
-        "veil_job_result_bytes",
-        "gauge",
-        "Bytes of redacted results kept for download.",
-        j.stored_result_bytes as f64,
-    );
+    e.single("veil_job_result_bytes", "gauge", "Bytes of redacted results kept for download.", j.stored_result_bytes as f64);
     e.single("veil_events_queued", "gauge", "MQTT events waiting in the on-disk outbox.", t.events_queued as f64);
-    e.single(
-        "veil_events_dropped_total",
-        "counter",
-        "MQTT events dropped because the outbox was full.",
-        t.events_dropped as f64,
-    );
+    e.single("veil_events_dropped_total", "counter", "MQTT events dropped because the outbox was full.", t.events_dropped as f64);
 
     // The board.
     e.single("veil_cpu_usage_ratio", "gauge", "CPU use of the whole board, 0 to 1.", f64::from(t.cpu_percent) / 100.0);
@@ -199,25 +160,10 @@ pub fn render(f: &Figures<'_>) -> String {
     }
     e.single("veil_memory_used_bytes", "gauge", "Memory in use on the board.", t.memory_used_mb as f64 * MB);
     e.single("veil_memory_total_bytes", "gauge", "Memory of the board.", t.memory_total_mb as f64 * MB);
-    e.single(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory of the veil process.",
-        t.process_rss_mb as f64 * MB,
-    );
+    e.single("process_resident_memory_bytes", "gauge", "Resident memory of the veil process.", t.process_rss_mb as f64 * MB);
     if let (Some(free), Some(total)) = (t.disk_free_mb, t.disk_total_mb) {
-        e.single(
-            "veil_state_disk_free_bytes",
-            "gauge",
-            "Free space on the file system of the state directory.",
-            free as f64 * MB,
-        );
-        e.single(
-            "veil_state_disk_total_bytes",
-            "gauge",
-            "Size of the file system of the state directory.",
-            total as f64 * MB,
-        );
+        e.single("veil_state_disk_free_bytes", "gauge", "Free space on the file system of the state directory.", free as f64 * MB);
+        e.single("veil_state_disk_total_bytes", "gauge", "Size of the file system of the state directory.", total as f64 * MB);
     }
     e.out
 }
@@ -234,15 +180,9 @@ mod tests {
         m.frame_output(12.0, 30.0);
         m.dropped(DropCause::Deadline, 2);
         let snapshot = m.snapshot();
-        let t = Telemetry {
-            backend: "centerface \"int8\"\n".into(),
-            capture: "on",
-            temperature_c: Some(51.5),
-            ..Default::default()
-        };
+        let t = Telemetry { backend: "centerface \"int8\"\n".into(), capture: "on", temperature_c: Some(51.5), ..Default::default() };
         let jobs = JobTotals { queued: 1, completed: 3, faces: 7, ..Default::default() };
-        let text =
-            render(&Figures { telemetry: &t, pipeline: Some(&snapshot), worker_silence_s: Some(0.1), jobs: &jobs });
+        let text = render(&Figures { telemetry: &t, pipeline: Some(&snapshot), worker_silence_s: Some(0.1), jobs: &jobs });
         assert!(text.contains(r#"veil_build_info{version="0.1.0",backend="centerface \"int8\"\n"} 1"#), "{text}");
         assert!(text.contains("veil_frames_dropped_total{cause=\"deadline\"} 2\n"), "{text}");
         assert!(text.contains("veil_inference_p50_seconds 0.012\n"), "{text}");

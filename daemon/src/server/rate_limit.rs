@@ -52,11 +52,7 @@ impl RateLimiter {
                 *entry = (minute, 0);
             }
             if entry.1 >= self.per_minute {
-                return Ok(RateDecision::Limited(RateInfo {
-                    limit: self.per_minute,
-                    remaining: 0,
-                    reset: minute_reset,
-                }));
+                return Ok(RateDecision::Limited(RateInfo { limit: self.per_minute, remaining: 0, reset: minute_reset }));
             }
             entry.1 += 1;
             Some(RateInfo { limit: self.per_minute, remaining: self.per_minute - entry.1, reset: minute_reset })
@@ -98,11 +94,7 @@ impl RateLimiter {
         let minute = now_s().div_euclid(60);
         let windows = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
         let used = windows.get(&key_id).filter(|e| e.0 == minute).map(|e| e.1).unwrap_or(0);
-        Some(RateInfo {
-            limit: self.per_minute,
-            remaining: self.per_minute.saturating_sub(used),
-            reset: (minute + 1) * 60,
-        })
+        Some(RateInfo { limit: self.per_minute, remaining: self.per_minute.saturating_sub(used), reset: (minute + 1) * 60 })
     }
 
     pub fn per_minute(&self) -> u32 {

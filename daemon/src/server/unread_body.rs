@@ -59,9 +59,7 @@ pub async fn drain_unread_body(State(max_body): State<u64>, req: Request, next: 
         })
         .await;
         if !matches!(drained, Ok(true)) {
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
     }
     response

@@ -64,11 +64,7 @@ impl UploadForm {
         spool: Option<&VideoSpool<'_>>,
     ) -> Result<Self, ApiError> {
         let mut mp = mp.map_err(|e| {
-            ApiError::new(
-                style,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Expected multipart/form-data: {}", e.body_text()),
-            )
+            ApiError::new(style, StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Expected multipart/form-data: {}", e.body_text()))
         })?;
         let mut form = UploadForm::default();
         // With a spool the route's body limit is the video limit: what is held in memory (photos,
@@ -94,10 +90,7 @@ impl UploadForm {
                     while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(style, e))? {
                         text.extend_from_slice(&chunk);
                         if text.len() > MAX_TEXT_FIELD || text.len() as u64 > *left {
-                            return Err(ApiError::bad_request(
-                                style,
-                                format!("Field '{name}' is longer than {MAX_TEXT_FIELD} bytes"),
-                            ));
+                            return Err(ApiError::bad_request(style, format!("Field '{name}' is longer than {MAX_TEXT_FIELD} bytes")));
                         }
                     }
                     *left -= text.len() as u64;
@@ -109,10 +102,7 @@ impl UploadForm {
                 form.files.push(FormFile { field: name, filename, bytes, video: None });
             } else {
                 if bytes.len() > MAX_TEXT_FIELD {
-                    return Err(ApiError::bad_request(
-                        style,
-                        format!("Field '{name}' is longer than {MAX_TEXT_FIELD} bytes"),
-                    ));
+                    return Err(ApiError::bad_request(style, format!("Field '{name}' is longer than {MAX_TEXT_FIELD} bytes")));
                 }
                 let text = String::from_utf8(bytes.to_vec())
                     .map_err(|_| ApiError::bad_request(style, format!("Field '{name}' is not UTF-8 text")))?;
@@ -152,9 +142,10 @@ impl UploadForm {
         let files = self.files_named(names);
         match files.as_slice() {
             [one] => Ok(one),
-            [] if !self.texts(names).is_empty() => {
-                Err(ApiError::unprocessable(style, format!("Field '{}' must be a file upload, not text", names[0])))
-            }
+            [] if !self.texts(names).is_empty() => Err(ApiError::unprocessable(
+                style,
+                format!("Field '{}' must be a file upload, not text", names[0]),
+            )),
             [] => Err(ApiError::unprocessable(style, format!("Missing file field '{}'", names[0]))),
             _ => Err(ApiError::bad_request(style, format!("Send one file in '{}', got {}", names[0], files.len()))),
         }
@@ -172,11 +163,7 @@ impl UploadForm {
 }
 
 fn too_large(style: ApiStyle, what: &str, max: u64) -> ApiError {
-    ApiError::new(
-        style,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("Upload too large: {what} may be at most {} MB", max >> 20),
-    )
+    ApiError::new(style, StatusCode::PAYLOAD_TOO_LARGE, format!("Upload too large: {what} may be at most {} MB", max >> 20))
 }
 
 /// One file part, chunk by chunk: held in memory up to the image limit, or, if it starts like a

@@ -67,11 +67,7 @@ impl Segment {
         gst::init().map_err(|e| format!("GStreamer: {e}"))?;
         let pipeline = gst::Pipeline::new();
         let src = gst_app::AppSrc::builder()
-            .caps(
-                &gst::Caps::builder("image/jpeg")
-                    .field("framerate", gst::Fraction::new(opts.fps.max(1) as i32, 1))
-                    .build(),
-            )
+            .caps(&gst::Caps::builder("image/jpeg").field("framerate", gst::Fraction::new(opts.fps.max(1) as i32, 1)).build())
             .format(gst::Format::Time)
             .is_live(true)
             .block(false)
@@ -162,8 +158,7 @@ impl Recorder {
     fn write(&mut self, frame: &RedactedFrame) -> Result<(), String> {
         let ev = frame.event();
         let due = self.current.as_ref().is_some_and(|s| {
-            ev.timestamp_ms.saturating_sub(s.first_ms) >= self.opts.segment.as_millis() as u64
-                || ev.timestamp_ms < s.first_ms
+            ev.timestamp_ms.saturating_sub(s.first_ms) >= self.opts.segment.as_millis() as u64 || ev.timestamp_ms < s.first_ms
         });
         if due {
             self.finish()?;
@@ -206,27 +201,21 @@ impl RecordingSink {
     pub fn start(dir: &Path, opts: RecordingOptions) -> anyhow::Result<Self> {
         gst::init()?;
         for factory in ["jpegdec", "videoconvert", "h264parse", opts.encoder.as_str()] {
-            anyhow::ensure!(
-                gst::ElementFactory::find(factory).is_some(),
-                "recording: GStreamer element '{factory}' is missing"
-            );
+            anyhow::ensure!(gst::ElementFactory::find(factory).is_some(), "recording: GStreamer element '{factory}' is missing");
         }
         anyhow::ensure!(["mp4", "mkv"].contains(&opts.container.as_str()), "recording.container must be mp4 or mkv");
         std::fs::create_dir_all(dir)?;
-        let spool =
-            Spool::open_with(dir, opts.limits.clone(), if opts.container == "mkv" { "mkv" } else { "mp4" }, |left| {
-                let keep = left.metadata().map(|m| m.len() > 0).unwrap_or(false);
-                let moved = keep && std::fs::rename(left, dir.join(left.file_name().unwrap_or_default())).is_ok();
-                if moved {
-                    tracing::warn!("recording: kept the interrupted segment {}", left.display());
-                } else {
-                    let _ = std::fs::remove_file(left);
-                }
-            })?;
+        let spool = Spool::open_with(dir, opts.limits.clone(), if opts.container == "mkv" { "mkv" } else { "mp4" }, |left| {
+            let keep = left.metadata().map(|m| m.len() > 0).unwrap_or(false);
+            let moved = keep && std::fs::rename(left, dir.join(left.file_name().unwrap_or_default())).is_ok();
+            if moved {
+                tracing::warn!("recording: kept the interrupted segment {}", left.display());
+            } else {
+                let _ = std::fs::remove_file(left);
+            }
+        })?;
         let recorder = Recorder { spool, opts, current: None };
-        Ok(Self(WriterThread::start("recording", "veil-recording", 32, move |rx, failures| {
-            writer_loop(recorder, rx, failures)
-        })?))
+        Ok(Self(WriterThread::start("recording", "veil-recording", 32, move |rx, failures| writer_loop(recorder, rx, failures))?))
     }
 }
 

@@ -73,7 +73,8 @@ impl Spool {
         // Names start with the capture time, so name order is age order.
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         let total_bytes = entries.iter().map(|e| e.bytes).sum();
-        let mut spool = Self { dir: dir.to_path_buf(), partial, limits, entries: entries.into(), total_bytes };
+        let mut spool =
+            Self { dir: dir.to_path_buf(), partial, limits, entries: entries.into(), total_bytes };
         spool.rotate();
         Ok(spool)
     }
@@ -133,8 +134,10 @@ impl Spool {
     pub fn rotate(&mut self) {
         let now = SystemTime::now();
         while let Some(oldest) = self.entries.front() {
-            let too_old =
-                self.limits.max_age.is_some_and(|max| now.duration_since(oldest.modified).unwrap_or_default() > max);
+            let too_old = self
+                .limits
+                .max_age
+                .is_some_and(|max| now.duration_since(oldest.modified).unwrap_or_default() > max);
             let over = self.entries.len() > self.limits.max_files || self.total_bytes > self.limits.max_bytes;
             if !(too_old || over) {
                 break;
@@ -225,10 +228,7 @@ mod tests {
         for i in 0..5u64 {
             spool.write(&Spool::file_name(1000 + i, i), &[7u8; 100]).unwrap();
         }
-        assert_eq!(
-            names(dir.path()),
-            vec![Spool::file_name(1002, 2), Spool::file_name(1003, 3), Spool::file_name(1004, 4)]
-        );
+        assert_eq!(names(dir.path()), vec![Spool::file_name(1002, 2), Spool::file_name(1003, 3), Spool::file_name(1004, 4)]);
         let mut spool = Spool::open(dir.path(), limits(10, 250)).unwrap();
         assert_eq!(spool.len(), 2, "reopening indexes the files and applies the new limits");
         spool.write(&Spool::file_name(1005, 5), &[7u8; 200]).unwrap();
@@ -249,9 +249,11 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        let spool =
-            Spool::open(dir.path(), SpoolLimits { max_age: Some(Duration::from_secs(3600)), ..limits(10, 1 << 20) })
-                .unwrap();
+        let spool = Spool::open(
+            dir.path(),
+            SpoolLimits { max_age: Some(Duration::from_secs(3600)), ..limits(10, 1 << 20) },
+        )
+        .unwrap();
         assert!(spool.is_empty());
         assert!(names(dir.path()).is_empty());
         assert_eq!(std::fs::read_dir(dir.path().join(".partial")).unwrap().count(), 0);

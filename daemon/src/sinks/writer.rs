@@ -54,10 +54,7 @@ impl WriterThread {
             let new = failures - self.reported;
             self.reported = failures;
             let _ = self.tx.as_ref().map(|tx| tx.try_send(frame.clone()));
-            return Err(SinkError::Io(format!(
-                "{new} earlier {} write(s) failed (disk full or not writable?)",
-                self.what
-            )));
+            return Err(SinkError::Io(format!("{new} earlier {} write(s) failed (disk full or not writable?)", self.what)));
         }
         let tx = self.tx.as_ref().ok_or_else(|| SinkError::Io(format!("{} closed", self.what)))?;
         match tx.try_send(frame.clone()) {

@@ -22,10 +22,7 @@ impl Store {
     pub fn outbox_push(&self, topic: &str, payload: &[u8], max: usize) -> Result<u64, StoreError> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
-        tx.execute(
-            "INSERT INTO mqtt_outbox (topic, payload, created_at) VALUES (?1, ?2, ?3)",
-            params![topic, payload, now_ms()],
-        )?;
+        tx.execute("INSERT INTO mqtt_outbox (topic, payload, created_at) VALUES (?1, ?2, ?3)", params![topic, payload, now_ms()])?;
         let dropped = tx.execute(
             "DELETE FROM mqtt_outbox WHERE seq IN
                (SELECT seq FROM mqtt_outbox ORDER BY seq DESC LIMIT -1 OFFSET ?1)",

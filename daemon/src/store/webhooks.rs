@@ -69,9 +69,11 @@ impl Store {
     /// When the next pending delivery is due, if any.
     pub fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
         let conn = self.conn();
-        Ok(conn.query_row("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'", [], |r| {
-            r.get(0)
-        })?)
+        Ok(conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn delivery_succeeded(&self, id: i64) -> Result<(), StoreError> {

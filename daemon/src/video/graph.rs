@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use gst::prelude::*;
 
 use veil_camera::gst_source::bus_error;
 
@@ -165,14 +165,10 @@ impl Graph {
         let added = |e: Result<(), gst::glib::BoolError>| e.map_err(|e| format!("cannot build the video graph: {e}"));
         added(pipeline.add_many([&src, &parse, &decode, &convert_in, frames.upcast_ref()]))?;
         added(pipeline.add_many([masked.upcast_ref(), &convert_out, &encoder, &encoded, &muxer, &sink]))?;
-        let linked =
-            |what: &str, e: Result<(), gst::glib::BoolError>| e.map_err(|e| format!("cannot link {what}: {e}"));
+        let linked = |what: &str, e: Result<(), gst::glib::BoolError>| e.map_err(|e| format!("cannot link {what}: {e}"));
         linked("the file to its parser", src.link(&parse))?;
         linked("the decoder's output", convert_in.link(frames.upcast_ref::<gst::Element>()))?;
-        linked(
-            "the encoder's input",
-            gst::Element::link_many([masked.upcast_ref(), &convert_out, &encoder, &encoded]),
-        )?;
+        linked("the encoder's input", gst::Element::link_many([masked.upcast_ref(), &convert_out, &encoder, &encoded]))?;
         let encoder_end = match &parser {
             Some(p) => {
                 added(pipeline.add(p))?;
@@ -195,8 +191,7 @@ impl Graph {
             let shared = shared.clone();
             decode.connect_pad_added(move |_, pad| {
                 let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
-                let is_video =
-                    caps.and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
+                let is_video = caps.and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
                 if is_video && !convert_sink.is_linked() {
                     if let Err(e) = pad.link(&convert_sink) {
                         shared.fail(format!("cannot take the decoded video: {e:?}"));
@@ -248,14 +243,9 @@ impl Graph {
                 return self.unpack(&sample).map(Some);
             }
             if self.frames.is_eos() {
-                return if self.shared.saw_video.load(Ordering::SeqCst) {
-                    Ok(None)
-                } else {
-                    Err("no video stream".into())
-                };
+                return if self.shared.saw_video.load(Ordering::SeqCst) { Ok(None) } else { Err("no video stream".into()) };
             }
-            let ended_without_video =
-                self.shared.no_more_pads.load(Ordering::SeqCst) || self.shared.other_ended.load(Ordering::SeqCst);
+            let ended_without_video = self.shared.no_more_pads.load(Ordering::SeqCst) || self.shared.other_ended.load(Ordering::SeqCst);
             if ended_without_video && !self.shared.saw_video.load(Ordering::SeqCst) {
                 return Err("the file has no video stream".into());
             }
@@ -320,9 +310,9 @@ impl Graph {
                 map[start..start + w * 3].copy_from_slice(&frame.rgb[row * w * 3..(row + 1) * w * 3]);
             }
         }
-        self.masked
-            .push_buffer(buffer)
-            .map_err(|e| self.check().err().unwrap_or_else(|| format!("the encoder refused a frame: {e:?}")))?;
+        self.masked.push_buffer(buffer).map_err(|e| {
+            self.check().err().unwrap_or_else(|| format!("the encoder refused a frame: {e:?}"))
+        })?;
         Ok(())
     }
 
@@ -336,9 +326,7 @@ impl Graph {
             &[gst::MessageType::Eos, gst::MessageType::Error],
         );
         let result = match msg.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => {
-                self.shared.error.lock().unwrap_or_else(|p| p.into_inner()).clone().map_or(Ok(()), Err)
-            }
+            Some(gst::MessageView::Eos(_)) => self.shared.error.lock().unwrap_or_else(|p| p.into_inner()).clone().map_or(Ok(()), Err),
             Some(gst::MessageView::Error(err)) => Err(format!("{}", err.error())),
             _ => Err(format!("the encoder did not finish within {} s", timeout.as_secs())),
         };

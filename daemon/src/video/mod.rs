@@ -78,12 +78,10 @@ fn remove_stale_partials(target: &Path) {
     let prefix = format!(".{name}.");
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".partial"))
-        else {
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".partial")) else {
             continue;
         };
-        let alive =
-            pid.parse::<u32>().is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+        let alive = pid.parse::<u32>().is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
         if !alive && pid.bytes().all(|b| b.is_ascii_digit()) {
             let _ = std::fs::remove_file(entry.path());
         }

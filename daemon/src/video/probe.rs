@@ -89,11 +89,7 @@ pub fn probe(path: &Path, timeout: Duration) -> Result<VideoInfo, String> {
             } else if media.starts_with("audio/") {
                 audio.store(true, std::sync::atomic::Ordering::SeqCst);
             }
-            let Ok(sink) =
-                gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
-            else {
-                return;
-            };
+            let Ok(sink) = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build() else { return };
             if bin.add(&sink).is_ok() {
                 let _ = sink.sync_state_with_parent();
                 if let Some(sinkpad) = sink.static_pad("sink") {
@@ -150,9 +146,7 @@ fn run_until_exposed(
             // Read to the end (a stream that never states its length, as browsers' WebM): the
             // last position is the length.
             gst::MessageView::Eos(_) => {
-                return Ok(pipeline
-                    .query_duration::<gst::ClockTime>()
-                    .or_else(|| pipeline.query_position::<gst::ClockTime>()))
+                return Ok(pipeline.query_duration::<gst::ClockTime>().or_else(|| pipeline.query_position::<gst::ClockTime>()))
             }
             _ => {}
         }

@@ -2,6 +2,7 @@
 // through the device's media API, review and download the results, watch the device. Every
 // request goes to the device that served this page, with the key as a bearer token.
 import { makeZip } from '/field/zip.js';
+import { errorText, failure } from '/field/http.js';
 
 const $ = (id) => document.getElementById(id);
 const KEY_SLOT = 'veil.key';
@@ -18,28 +19,6 @@ let uploading = 0;
 
 function authHeader(k = key) {
   return { Authorization: `Bearer ${k}` };
-}
-
-/** The message of an error body in any of the API styles veil speaks. */
-function errorText(body) {
-  if (!body) return '';
-  if (typeof body.error === 'string') return body.error;
-  if (typeof body.detail === 'string') return body.detail;
-  if (typeof body.message === 'string') return body.message;
-  if (Array.isArray(body) && body[0] && typeof body[0].description === 'string') return body[0].description;
-  return '';
-}
-
-async function failure(res) {
-  let text = '';
-  try {
-    text = errorText(await res.json());
-  } catch {
-    // not JSON: keep the status line
-  }
-  const err = new Error(text || `${res.status} ${res.statusText}`);
-  err.status = res.status;
-  return err;
 }
 
 async function api(path, init = {}) {
@@ -65,11 +44,14 @@ async function signIn(candidate) {
   key = candidate;
   sessionStorage.setItem(KEY_SLOT, key);
   startSession();
+  // An admin key opens the admin console too.
+  if (device.admin_key) document.dispatchEvent(new CustomEvent('veil:key', { detail: { key } }));
 }
 
 function signOut(message = '') {
   sessionStorage.removeItem(KEY_SLOT);
   key = null;
+  document.dispatchEvent(new CustomEvent('veil:key', { detail: { key: null } }));
   if (session) {
     session.timers.forEach(clearInterval);
     session.preview.abort();

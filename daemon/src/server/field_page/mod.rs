@@ -1,5 +1,5 @@
 //! The field page at `/`: upload, review and live preview in a browser, for crews with a laptop or
-//! a phone instead of curl. Plain HTML, CSS and JS, embedded in the binary (the rig's network may
+//! a phone instead of curl, and the admin console over the Xylolabs admin API. Plain HTML, CSS and JS, embedded in the binary (the rig's network may
 //! have no internet); a Content-Security-Policy keeps every request on the device.
 
 use axum::http::header;
@@ -30,6 +30,14 @@ pub async fn index() -> Response {
 
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", include_str!("app.js"))
+}
+
+pub async fn admin_script() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("admin.js"))
+}
+
+pub async fn http_script() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("http.js"))
 }
 
 pub async fn zip_script() -> Response {

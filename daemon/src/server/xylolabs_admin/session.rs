@@ -105,10 +105,13 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     (!user.is_empty() && !password.is_empty()).then(|| (user.to_string(), password.to_string()))
 }
 
-fn unauthorized(message: &str) -> Response {
-    ApiError::new(STYLE, StatusCode::UNAUTHORIZED, message)
-        .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"veil admin\"")
-        .into_response()
+/// 401. Scripts and command-line clients are challenged for Basic credentials; a browser page's
+/// own requests (`Sec-Fetch-Mode` other than `navigate`) get a challenge for the console's
+/// session instead, so the browser does not stop the page with its password dialog.
+fn unauthorized(headers: &HeaderMap, message: &str) -> Response {
+    let from_page = headers.get("sec-fetch-mode").is_some_and(|m| m.as_bytes() != b"navigate");
+    let challenge = if from_page { "Session realm=\"veil admin\"" } else { "Basic realm=\"veil admin\"" };
+    ApiError::new(STYLE, StatusCode::UNAUTHORIZED, message).with_header(header::WWW_AUTHENTICATE, challenge).into_response()
 }
 
 fn too_many(wait: i64) -> Response {
@@ -178,7 +181,7 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
                         next.run(req).await
                     }
                     None => match state.admin.attempts.take(client_of(&req)) {
-                        Ok(()) => unauthorized("Invalid username or password"),
+                        Ok(()) => unauthorized(&headers, "Invalid username or password"),
                         Err(wait) => too_many(wait),
                     },
                 };
@@ -193,7 +196,7 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
         } else {
             "Not authenticated: sign in at /api/v1/admin/auth/login, or send an admin's Basic credentials or an admin API key"
         };
-        return unauthorized(message);
+        return unauthorized(&headers, message);
     };
     let auth = state.auth.clone();
     let checked = blocking(move || {
@@ -206,7 +209,7 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
     .await;
     match checked {
         Err(e) => e.into_response(),
-        Ok(None) => unauthorized("Invalid or revoked API key"),
+        Ok(None) => unauthorized(&headers, "Invalid or revoked API key"),
         Ok(Some((_, false, _))) => {
             ApiError::new(STYLE, StatusCode::FORBIDDEN, "This key is not an admin key (veil keys create --admin)")
                 .into_response()
