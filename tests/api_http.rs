@@ -671,6 +671,18 @@ fn per_key_rate_limits_answer_429_with_retry_after() {
     // PiiBlur-style error shape for the same limit; another key is not limited.
     let (s, body) = json(c.get(d.url("/api/v1/usage")).bearer_auth(&d.key).send().unwrap());
     assert_eq!((s, body["error"].is_string()), (429, true));
+    // FaceBlurest's own coded shape, with Basic auth as its clients send it.
+    let resp = c
+        .post(d.url("/faceblurest"))
+        .basic_auth("rig", Some(&d.key))
+        .json(&serde_json::json!({"base64_Photo_String": "", "photo_url": "NO"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let (_, body) = json(resp);
+    assert_eq!(body[0]["cd"], 1029, "{body}");
+    assert!(body[0]["description"].as_str().unwrap().contains("Rate limit"), "{body}");
     let other = common::daemon::create_key(&d.state_dir, "other");
     assert_eq!(c.get(d.url("/v1/backends")).header("X-API-Key", &other).send().unwrap().status(), 200);
     // Health stays open.
