@@ -709,6 +709,20 @@ fn serves_https_with_the_configured_certificate() {
         .unwrap();
     let (s, v) = json(c.get(format!("https://localhost:{port}/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
     assert_eq!((s, v["active"].as_str()), (200, Some("yunet+plates-fp32")));
+    // Under TLS the admin console's session cookie is marked Secure.
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["admin", "add-user", "ops", "--state-dir", d.state_dir.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"tls admin password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let login = serde_json::json!({"username": "ops", "password": "tls admin password"});
+    let resp = c.post(format!("https://localhost:{port}/api/v1/admin/auth/login")).json(&login).send().unwrap();
+    assert_eq!(resp.status(), 204);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
     // Plain HTTP to the TLS port gets no answer.
     assert!(client().get(format!("http://127.0.0.1:{port}/v1/health")).send().is_err());
 }
