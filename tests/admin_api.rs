@@ -267,6 +267,11 @@ fn admin_users_sessions_keys_records_and_test_mask() {
             .to_string();
     let (s, _) = json_of(c.get(d.url("/api/v1/admin/api-keys")).header("X-API-Key", &admin_key).send().unwrap());
     assert_eq!(s, 200);
+    // The field page opens the console for an admin key, and only for one.
+    let (_, device) = json_of(c.get(d.url("/api/v1/device")).header("X-API-Key", &admin_key).send().unwrap());
+    assert_eq!(device["admin_key"], true);
+    let (_, device) = json_of(c.get(d.url("/api/v1/device")).header("X-API-Key", &d.key).send().unwrap());
+    assert_eq!(device["admin_key"], false);
 
     // Deleting the image removes its job and result.
     assert_eq!(console.send(c.delete(d.url(&format!("/api/v1/admin/images/{media}")))).status(), 204);
