@@ -116,18 +116,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The user of this name, if there is one.
-    pub fn admin_user(&self, username: &str) -> Result<Option<AdminUser>, StoreError> {
-        let conn = self.conn();
-        Ok(conn
-            .query_row(
-                "SELECT id, username, created_at, last_login_at FROM admin_users WHERE username = ?1",
-                params![username],
-                user_from_row,
-            )
-            .optional()?)
-    }
-
     /// Remove a user and their sessions.
     pub fn remove_admin_user(&self, username: &str) -> Result<(), StoreError> {
         let conn = self.conn();

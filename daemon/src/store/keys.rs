@@ -63,6 +63,11 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// Whether `s` has the shape of a veil API key (it may still be no key at all).
+pub fn is_key_shaped(s: &str) -> bool {
+    prefix_of(s).is_some()
+}
+
 /// The prefix part of a presented key, if it has the right shape.
 fn prefix_of(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("veil_")?;

@@ -50,6 +50,14 @@ impl AdminSettings {
 pub struct LoginAttempts(Mutex<HashMap<Option<IpAddr>, (i64, u32)>>);
 
 impl LoginAttempts {
+    /// Seconds `client` must wait when the minute's attempts are used up.
+    fn blocked(&self, client: Option<IpAddr>) -> Option<i64> {
+        let now = crate::store::now_s();
+        let minute = now.div_euclid(60);
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&client).filter(|(m, n)| *m == minute && *n >= LOGIN_ATTEMPTS_PER_MINUTE).map(|_| (minute + 1) * 60 - now)
+    }
+
     /// Take one attempt for `client`; `Err(seconds to wait)` once the minute's are used up.
     fn take(&self, client: Option<IpAddr>) -> Result<(), i64> {
         let now = crate::store::now_s();
@@ -160,32 +168,30 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
         // An ended session falls through to the other credentials, if any were sent.
     }
 
-    // 2. An admin user's password over HTTP Basic.
+    // 2. An admin user's password over HTTP Basic (a password shaped like an API key is one: 3.).
+    // Every name costs one password check, so timing does not tell which users exist; a client
+    // past its wrong attempts of the minute is refused before any check is made.
     if let Some((user, password)) = basic_credentials(&headers) {
-        if crate::store::admin_users::valid_username(&user) {
-            let lookup_store = store.clone();
-            let name = user.clone();
-            let is_user = match blocking(move || lookup_store.admin_user(&name)).await {
-                Ok(found) => found.is_some(),
+        if !crate::store::keys::is_key_shaped(&password) {
+            let client = client_of(&req);
+            if let Some(wait) = state.admin.attempts.blocked(client) {
+                return too_many(wait);
+            }
+            let check_store = store.clone();
+            let found = match blocking(move || check_store.check_admin_password(&user, &password)).await {
+                Ok(found) => found,
                 Err(e) => return e.into_response(),
             };
-            if is_user {
-                let check_store = store.clone();
-                let found = match blocking(move || check_store.check_admin_password(&user, &password)).await {
-                    Ok(found) => found,
-                    Err(e) => return e.into_response(),
-                };
-                return match found {
-                    Some(user) => {
-                        req.extensions_mut().insert(AdminCaller::Password { user });
-                        next.run(req).await
-                    }
-                    None => match state.admin.attempts.take(client_of(&req)) {
-                        Ok(()) => unauthorized(&headers, "Invalid username or password"),
-                        Err(wait) => too_many(wait),
-                    },
-                };
-            }
+            return match found {
+                Some(user) => {
+                    req.extensions_mut().insert(AdminCaller::Password { user });
+                    next.run(req).await
+                }
+                None => {
+                    let _ = state.admin.attempts.take(client);
+                    unauthorized(&headers, "Invalid username or password")
+                }
+            };
         }
     }
 
@@ -313,6 +319,7 @@ mod tests {
         }
         let wait = attempts.take(a).unwrap_err();
         assert!((1..=60).contains(&wait));
+        assert!(attempts.blocked(a).is_some() && attempts.blocked(b).is_none());
         attempts.take(b).unwrap();
     }
 
