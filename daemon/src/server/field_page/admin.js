@@ -35,10 +35,12 @@ function cell(text) {
   return td;
 }
 
-function button(label, onClick) {
+/** A row's action button; `what` names the row for screen readers ("Delete key veil_ab12...cd34"). */
+function button(label, what, onClick) {
   const b = document.createElement('button');
   b.type = 'button';
   b.textContent = label;
+  b.setAttribute('aria-label', `${label} ${what}`);
   b.addEventListener('click', onClick);
   return b;
 }
@@ -129,9 +131,9 @@ async function loadKeys() {
     nameCell.append(name);
     const actions = document.createElement('td');
     actions.append(
-      button('Rename', () => change(k.id, { name: name.value })),
-      button(k.is_active ? 'Disable' : 'Enable', () => change(k.id, { is_active: !k.is_active })),
-      button('Delete', () => remove(k)),
+      button('Rename', `key ${k.key_preview}`, () => change(k.id, { name: name.value })),
+      button(k.is_active ? 'Disable' : 'Enable', `key ${k.key_preview}`, () => change(k.id, { is_active: !k.is_active })),
+      button('Delete', `key ${k.key_preview}`, () => remove(k)),
     );
     tr.append(nameCell, cell(k.key_preview), cell(k.is_active ? 'active' : 'disabled'), cell(k.request_count), cell(when(k.last_used_at)), actions);
     return tr;
@@ -175,7 +177,7 @@ async function loadJobs() {
     const tr = document.createElement('tr');
     tr.dataset.jobId = j.id;
     const result = document.createElement('td');
-    if (j.processed_url) result.append(button('View', () => view(j)));
+    if (j.processed_url) result.append(button('View', `the result of ${j.original_filename || j.id}`, () => view(j)));
     else result.textContent = j.error_message || '—';
     tr.append(cell(j.original_filename || j.id), cell(j.api), cell(j.status), cell(j.method), cell(j.face_count), cell(when(j.created_at)), result);
     return tr;
