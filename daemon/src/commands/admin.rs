@@ -4,8 +4,6 @@
 use std::io::{BufRead, IsTerminal};
 
 use crate::cli::{AdminAction, AdminCmd};
-use crate::config::Config;
-use crate::store::Store;
 
 /// The new password: asked twice on a terminal without echo, else the first line of stdin.
 fn read_password(name: &str) -> anyhow::Result<String> {
@@ -22,14 +20,7 @@ fn read_password(name: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(cmd: AdminCmd) -> anyhow::Result<i32> {
-    let mut config = match &cmd.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(dir) = &cmd.state_dir {
-        config.server.state_dir = Some(dir.clone());
-    }
-    let store = Store::open(&config.state_dir())?;
+    let store = super::open_store(&cmd.config, &cmd.state_dir)?;
     match cmd.action {
         AdminAction::AddUser { name, reset } => {
             anyhow::ensure!(

@@ -2,18 +2,9 @@
 //! printed once, alone on the last line of stdout; only its hash is kept.
 
 use crate::cli::{KeysAction, KeysCmd};
-use crate::config::Config;
-use crate::store::Store;
 
 pub fn run(cmd: KeysCmd) -> anyhow::Result<i32> {
-    let mut config = match &cmd.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(dir) = &cmd.state_dir {
-        config.server.state_dir = Some(dir.clone());
-    }
-    let store = Store::open(&config.state_dir())?;
+    let store = super::open_store(&cmd.config, &cmd.state_dir)?;
     match cmd.action {
         KeysAction::Create { name, admin } => {
             let (record, key) = store.create_key(&name, admin)?;

@@ -28,6 +28,19 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
+/// The database of the state directory a one-shot command names: `--state-dir`, else the one of
+/// `--config` (or of the embedded defaults).
+pub fn open_store(config: &Option<PathBuf>, state_dir: &Option<PathBuf>) -> anyhow::Result<crate::store::Store> {
+    let mut config = match config {
+        Some(path) => crate::config::Config::load(path)?,
+        None => crate::config::Config::default(),
+    };
+    if let Some(dir) = state_dir {
+        config.server.state_dir = Some(dir.clone());
+    }
+    Ok(crate::store::Store::open(&config.state_dir())?)
+}
+
 /// The registry over the default model directories plus `extra`.
 pub fn registry(extra: &Option<PathBuf>) -> Registry {
     Registry::new(ModelStore::new(extra.iter().cloned().collect()))

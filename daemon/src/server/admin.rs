@@ -54,10 +54,9 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     require_admin(caller)?;
     let Json(new) = body.map_err(|e| ApiError::unprocessable(STYLE, e.body_text()))?;
-    let name = new.name.trim().to_string();
-    if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::unprocessable(STYLE, "name must be 1..100 characters"));
-    }
+    let name = crate::store::keys::key_name(&new.name)
+        .ok_or_else(|| ApiError::unprocessable(STYLE, "name must be 1..100 characters"))?
+        .to_string();
     let store = state.engine.store().clone();
     let (record, key) = blocking(move || store.create_key(&name, new.admin)).await?;
     Ok((StatusCode::CREATED, Json(json!({"key": key, "record": record}))).into_response())

@@ -63,6 +63,12 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// A key name as it is kept (trimmed), if it is one: 1..100 bytes.
+pub fn key_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    (!name.is_empty() && name.len() <= 100).then_some(name)
+}
+
 /// Whether `s` has the shape of a veil API key (it may still be no key at all).
 pub fn is_key_shaped(s: &str) -> bool {
     prefix_of(s).is_some()
@@ -79,10 +85,7 @@ fn prefix_of(key: &str) -> Option<&str> {
 impl Store {
     /// Make a key named `name`; returns its record and the key, which is not stored anywhere.
     pub fn create_key(&self, name: &str, admin: bool) -> Result<(ApiKey, String), StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 {
-            return Err(StoreError::NotFound("a key name must be 1..100 characters".into()));
-        }
+        let name = key_name(name).ok_or_else(|| StoreError::NotFound("a key name must be 1..100 characters".into()))?;
         let conn = self.conn();
         loop {
             let prefix = random_hex(4)?;
@@ -132,10 +135,7 @@ impl Store {
     /// Rename a key and/or switch it on or off; `None` when there is no such key.
     pub fn update_key(&self, id: i64, name: Option<&str>, active: Option<bool>) -> Result<Option<ApiKey>, StoreError> {
         if let Some(name) = name {
-            let name = name.trim();
-            if name.is_empty() || name.len() > 100 {
-                return Err(StoreError::NotFound("a key name must be 1..100 characters".into()));
-            }
+            let name = key_name(name).ok_or_else(|| StoreError::NotFound("a key name must be 1..100 characters".into()))?;
             self.conn().execute("UPDATE api_keys SET name = ?1 WHERE id = ?2", params![name, id])?;
         }
         if let Some(active) = active {

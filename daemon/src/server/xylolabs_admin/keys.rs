@@ -43,11 +43,9 @@ fn not_found() -> ApiError {
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::unprocessable(STYLE, "name must be 1..100 characters"));
-    }
-    Ok(name.to_string())
+    crate::store::keys::key_name(name)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::unprocessable(STYLE, "name must be 1..100 characters"))
 }
 
 #[derive(Deserialize)]
