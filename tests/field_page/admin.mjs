@@ -3,18 +3,11 @@
 // renamed, disabled, enabled and deleted (checked against the API from outside the browser); the
 // test mask; phone width; logout. Usage: node admin.mjs BASE_URL USER PASSWORD PHOTO OUT_DIR.
 // Prints one JSON object of what it saw; tests/field_page.rs checks it.
-import { chromium } from 'playwright-core';
+import { launch, watchedPage } from './browser.mjs';
 import { writeFileSync } from 'node:fs';
 
 const [base, user, password, photo, out] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await launch();
 const seen = { requests: [], console_errors: [], page_errors: [] };
 // What the API answers this key from outside the browser (a client on another machine).
 const keyStatus = async (key) => (await fetch(`${base}/api/v1/usage`, { headers: { Authorization: `Bearer ${key}` } })).status;
@@ -35,13 +28,7 @@ async function savePixels(page, selector, file) {
 
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.on('request', (r) => seen.requests.push(r.url()));
-  page.on('console', (m) => {
-    if (m.type() === 'error') seen.console_errors.push(m.text());
-  });
-  page.on('pageerror', (e) => seen.page_errors.push(String(e)));
-  page.setDefaultTimeout(60_000);
+  const page = await watchedPage(context, seen);
   await page.goto(base + '/');
 
   // A wrong password, typed and sent with Enter.

@@ -2,28 +2,15 @@
 // then the right one, one real photo uploaded, its result downloaded, the device panel looked at.
 // Usage: node drive.mjs BASE_URL API_KEY PHOTO OUT_DIR. Prints one JSON object of what it saw;
 // tests/field_page.rs checks it.
-import { chromium } from 'playwright-core';
+import { launch, watchedPage } from './browser.mjs';
 import { writeFileSync } from 'node:fs';
 
 const [base, key, photo, out] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await launch();
 const seen = { requests: [], console_errors: [], page_errors: [] };
 try {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.on('request', (r) => seen.requests.push(r.url()));
-  page.on('console', (m) => {
-    if (m.type() === 'error') seen.console_errors.push(m.text());
-  });
-  page.on('pageerror', (e) => seen.page_errors.push(String(e)));
-  page.setDefaultTimeout(60_000);
+  const page = await watchedPage(context, seen);
 
   await page.goto(base + '/');
   seen.title = await page.title();

@@ -39,12 +39,14 @@ pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Ca
     Ok(Json(json!({"keys": keys})).into_response())
 }
 
+/// A key to create: its name and whether it is an admin key (veil's routes and the Xylolabs
+/// admin API's take the same body).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    name: String,
+    pub(super) name: String,
     #[serde(default)]
-    admin: bool,
+    pub(super) admin: bool,
 }
 
 pub async fn create(

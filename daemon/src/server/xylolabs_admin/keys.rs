@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{blocking, page_params, paginated, PageQuery, STYLE};
+use crate::server::admin::NewKey;
 use crate::server::api_error::ApiError;
 use crate::server::AppState;
 use crate::store::keys::ApiKey;
@@ -48,16 +49,8 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::unprocessable(STYLE, "name must be 1..100 characters"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    name: String,
-    /// veil's own: the key may use the admin API too.
-    #[serde(default)]
-    admin: bool,
-}
-
-/// `POST /api/v1/admin/api-keys` `{name}`: 201 with the record and, this once, the `key`.
+/// `POST /api/v1/admin/api-keys` `{name}` (veil's `admin` beside it): 201 with the record and,
+/// this once, the `key`.
 pub async fn create(
     State(state): State<AppState>,
     body: Result<Json<NewKey>, JsonRejection>,
