@@ -77,26 +77,6 @@ fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     common::poll_for(what, Duration::from_secs(300), f)
 }
 
-/// Upload through the PiiBlur-style API and wait for the job; returns the media JSON and the
-/// redacted image.
-fn piiblur(d: &Daemon, photo: &Path, categories: &[&str]) -> (Value, image::RgbImage) {
-    let c = client();
-    let mut form = Form::new().part("file", file_part(photo));
-    for cat in categories {
-        form = form.text("pii_categories[]", cat.to_string());
-    }
-    let (s, body) = json(c.post(d.url("/api/v1/media/redact")).bearer_auth(&d.key).multipart(form).send().unwrap());
-    assert_eq!(s, 201, "{body}");
-    let id = body["media_id"].as_str().unwrap().to_string();
-    let media = poll("the plate job", || {
-        let (_, v) = json(c.get(d.url(&format!("/api/v1/media/{id}"))).bearer_auth(&d.key).send().unwrap());
-        (v["status"] == "completed" || v["status"] == "failed").then_some(v)
-    });
-    assert_eq!(media["status"], "completed", "{media}");
-    let bytes = c.get(d.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&d.key).send().unwrap().bytes().unwrap();
-    (media, image::load_from_memory(&bytes).unwrap().to_rgb8())
-}
-
 fn categories_found(media: &Value) -> Vec<String> {
     media["detections"].as_array().unwrap().iter().map(|d| d["category"].as_str().unwrap().to_string()).collect()
 }
@@ -112,7 +92,7 @@ fn uploads_mask_plates_when_asked_and_only_then() {
     let original = load_rgb(&skoda);
 
     // PiiBlur: license_plates -> the plate found over its characters, its strokes gone.
-    let (media, redacted) = piiblur(&d, &skoda, &["license_plates"]);
+    let (media, _, redacted) = d.piiblur(&skoda, &["license_plates"]);
     assert_eq!(categories_found(&media), ["license_plate"], "{media}");
     let b: Vec<f32> = media["detections"][0]["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     let c = characters(plate);
@@ -124,7 +104,7 @@ fn uploads_mask_plates_when_asked_and_only_then() {
     assert_eq!(redacted.get_pixel(5, 5), original.get_pixel(5, 5));
 
     // Faces only: the plate stays as it was.
-    let (media, untouched) = piiblur(&d, &skoda, &["faces"]);
+    let (media, _, untouched) = d.piiblur(&skoda, &["faces"]);
     assert!(categories_found(&media).iter().all(|c| c == "face"), "{media}");
     let left = edges_left(&original, &untouched, plate);
     assert!(left > 0.95, "a faces-only job changed the plate ({:.2})", left);

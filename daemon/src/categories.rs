@@ -1,5 +1,7 @@
 //! What the APIs call the things veil hides, and which detector category each name means:
-//! `faces`/`heads` are faces, `license_plates`/`licenseplates` are licence plates.
+//! `faces`/`heads` are faces, `license_plates`/`licenseplates` are licence plates, `qr_codes` and
+//! `barcodes` are what the `codes` backend reads, and PiiBlur's `writing`, `street_signs`,
+//! `documents` and `name_badges` (veil's `text`) are the lines of text the `text` backend finds.
 
 use veil_models::{Category, CategorySet, DetectParams};
 
@@ -12,6 +14,16 @@ const NAMES: &[(&str, Category)] = &[
     ("licenseplates", Category::LicensePlate),
     ("license_plate", Category::LicensePlate),
     ("plates", Category::LicensePlate),
+    ("qr_codes", Category::QrCode),
+    ("qr_code", Category::QrCode),
+    ("qrcodes", Category::QrCode),
+    ("barcodes", Category::Barcode),
+    ("barcode", Category::Barcode),
+    ("text", Category::Text),
+    ("writing", Category::Text),
+    ("street_signs", Category::Text),
+    ("documents", Category::Text),
+    ("name_badges", Category::Text),
 ];
 
 /// The detector category an API name means (case-insensitive), if veil knows it.
@@ -45,6 +57,18 @@ pub fn check_camera(params: &DetectParams, available: &[Category]) -> Result<(),
     Ok(())
 }
 
+/// What a camera masks when `camera.categories` is empty: the faces and licence plates of what
+/// its backend finds. Codes (and any costlier category) run on camera frames only when named:
+/// the daemon's one backend also serves uploads, which ask for them per request.
+pub fn camera_default(available: &[Category]) -> CategorySet {
+    available.iter().copied().filter(|c| matches!(c, Category::Face | Category::LicensePlate)).collect()
+}
+
+/// `params` for the camera: its categories as configured, else [`camera_default`].
+pub fn camera_params(params: DetectParams, available: &[Category]) -> DetectParams {
+    DetectParams { categories: params.categories.or(Some(camera_default(available))), ..params }
+}
+
 /// The PiiBlur-style names of what a detector finding `available` can hide.
 pub fn api_names(available: &[Category]) -> Vec<&'static str> {
     let mut out = Vec::new();
@@ -52,6 +76,9 @@ pub fn api_names(available: &[Category]) -> Vec<&'static str> {
         match c {
             Category::Face => out.extend(["heads", "faces"]),
             Category::LicensePlate => out.push("license_plates"),
+            Category::QrCode => out.push("qr_codes"),
+            Category::Barcode => out.push("barcodes"),
+            Category::Text => out.extend(["writing", "street_signs", "documents", "name_badges"]),
         }
     }
     out
@@ -71,8 +98,13 @@ mod tests {
         assert!(set.contains(Category::Face) && set.contains(Category::LicensePlate));
         let faces = category_set(&[]).unwrap();
         assert!(faces.contains(Category::Face) && !faces.contains(Category::LicensePlate));
-        assert_eq!(category_set(&["qr_codes".into()]).unwrap_err(), "unknown category 'qr_codes'");
+        assert_eq!(category_of("QR_codes"), Some(Category::QrCode));
+        assert_eq!(category_of("barcodes"), Some(Category::Barcode));
+        assert_eq!(category_set(&["tattoos".into()]).unwrap_err(), "unknown category 'tattoos'");
         assert_eq!(api_names(&[Category::Face, Category::LicensePlate]), ["heads", "faces", "license_plates"]);
+        assert_eq!(api_names(&[Category::QrCode, Category::Barcode]), ["qr_codes", "barcodes"]);
+        assert_eq!(category_of("street_signs"), Some(Category::Text));
+        assert_eq!(api_names(&[Category::Text]), ["writing", "street_signs", "documents", "name_badges"]);
     }
 
     #[test]
@@ -83,5 +115,14 @@ mod tests {
         let plates = DetectParams { categories: Some(category_set(&["license_plates".into()]).unwrap()), ..all };
         assert!(check_camera(&plates, &[Category::LicensePlate]).is_ok());
         assert!(check_camera(&plates, &[Category::Face]).unwrap_err().contains("camera.categories"));
+    }
+
+    #[test]
+    fn a_camera_reads_codes_only_when_told_to() {
+        let all = [Category::Face, Category::LicensePlate, Category::QrCode, Category::Barcode, Category::Text];
+        let params = camera_params(DetectParams::default(), &all).categories.unwrap();
+        assert_eq!(params.iter().collect::<Vec<_>>(), [Category::Face, Category::LicensePlate]);
+        let codes = DetectParams { categories: Some(category_set(&["qr_codes".into()]).unwrap()), ..DetectParams::default() };
+        assert_eq!(camera_params(codes, &all).categories, codes.categories);
     }
 }

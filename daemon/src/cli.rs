@@ -384,7 +384,7 @@ pub struct BenchCmd {
     #[arg(long, default_value = "auto")]
     pub scale: DetectScale,
     /// Face backends timed per stage (comma separated), or the backend of --pipeline,
-    /// --flicker and --clip (default there: the daemon's, yunet+plates).
+    /// --flicker and --clip (default there: the daemon's, yunet+plates+codes+text).
     #[arg(long)]
     pub backend: Option<String>,
     /// Instead of per-stage timings: the whole pipeline flat out over these frames (a

@@ -131,6 +131,9 @@ pub struct DetectorConfig {
     pub tile: String,
     /// Tiny boxes (under 24 network px) need at least this score.
     pub tiny_confidence: f32,
+    /// The `text` backend: minimum mean text probability of a line, and its minimum height (px).
+    pub text_confidence: f32,
+    pub text_min_height: f32,
     /// Inference threads (0 = all cores).
     pub threads: usize,
     pub model_dir: Option<PathBuf>,
@@ -140,7 +143,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         let p = DetectParams::default();
         Self {
-            backend: "yunet+plates".into(),
+            backend: "yunet+plates+codes+text".into(),
             precision: "auto".into(),
             confidence: p.confidence,
             nms_threshold: p.nms_threshold,
@@ -148,6 +151,8 @@ impl Default for DetectorConfig {
             scale: "auto".into(),
             tile: "auto".into(),
             tiny_confidence: p.tiny_confidence,
+            text_confidence: p.text_confidence,
+            text_min_height: p.text_min_height,
             threads: 0,
             model_dir: None,
         }
@@ -208,8 +213,8 @@ pub struct CameraConfig {
     pub queue_depth: usize,
     /// A frame not redacted within this many milliseconds of capture is dropped, never output.
     pub deadline_ms: u64,
-    /// What the camera masks (`faces`, `license_plates`); empty = everything the detector
-    /// backend finds. Uploads choose per request.
+    /// What the camera masks (`faces`, `license_plates`, `qr_codes`, `barcodes`, `text`); empty = the
+    /// faces and licence plates of what the detector backend finds. Uploads choose per request.
     pub categories: Vec<String>,
     /// Detection workers, each detecting its own frame (0 = one per core); frames re-enter
     /// capture order before the tracker. Each worker's inference gets cores / workers threads.
@@ -679,6 +684,8 @@ impl Config {
             scale: d.scale.parse::<DetectScale>().map_err(|e| anyhow::anyhow!("detector.scale: {e}"))?,
             tile: d.tile.parse::<Tiling>().map_err(|e| anyhow::anyhow!("detector.tile: {e}"))?,
             tiny_confidence: d.tiny_confidence,
+            text_confidence: d.text_confidence,
+            text_min_height: d.text_min_height,
             categories,
             ..DetectParams::default()
         };

@@ -62,7 +62,11 @@ pub struct DeviceParts {
 
 impl Device {
     pub fn new(parts: DeviceParts) -> anyhow::Result<Arc<Self>> {
-        let tuning = Tuning { params: parts.config.detect_params()?, style: parts.config.mask_style()? };
+        let params = crate::categories::camera_params(
+            parts.config.detect_params()?,
+            &parts.pipeline_detector.info().categories,
+        );
+        let tuning = Tuning { params, style: parts.config.mask_style()? };
         Ok(Arc::new(Self {
             changes: watch::channel(Arc::new(parts.config.clone())).0,
             config: Mutex::new(parts.config),
@@ -138,6 +142,11 @@ impl Device {
             };
             crate::categories::check_camera(&tuning.params, &categories).map_err(Refused)?;
         }
+        let categories = match &detectors {
+            Some((pipeline, _)) => pipeline.info().categories.clone(),
+            None => self.pipeline_detector.info().categories.clone(),
+        };
+        let tuning = Tuning { params: crate::categories::camera_params(tuning.params, &categories), ..tuning };
         let path = remote_config::save(&self.state_dir, &change.overlay)
             .map_err(|e| Refused(format!("could not store the change: {e}")))?;
         if let Some((pipeline, jobs)) = detectors {
@@ -184,8 +193,9 @@ impl Device {
         if let Some((width, height)) = size {
             let blank = vec![0u8; width as usize * height as usize * 3];
             if let Ok(image) = veil_models::RgbImage::new(&blank, width, height) {
+                let params = crate::categories::camera_params(tuning.params, &pipeline.info().categories);
                 pipeline
-                    .detect(&image, &tuning.params)
+                    .detect(&image, &params)
                     .map_err(|e| Refused(format!("backend {name} failed its warm-up: {e}")))?;
             }
         }

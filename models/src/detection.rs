@@ -8,15 +8,22 @@ use serde::Serialize;
 pub enum Category {
     Face,
     LicensePlate,
+    QrCode,
+    Barcode,
+    Text,
 }
 
 impl Category {
-    pub const ALL: [Category; 2] = [Category::Face, Category::LicensePlate];
+    pub const ALL: [Category; 5] =
+        [Category::Face, Category::LicensePlate, Category::QrCode, Category::Barcode, Category::Text];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Category::Face => "face",
             Category::LicensePlate => "license_plate",
+            Category::QrCode => "qr_code",
+            Category::Barcode => "barcode",
+            Category::Text => "text",
         }
     }
 

@@ -1,8 +1,10 @@
-//! veil-models: face (YuNet, CenterFace) and licence-plate detectors on tract behind one [`Detector`] API,
-//! with their pre/post-processing, model artifacts and a registry of backends.
+//! veil-models: face (YuNet, CenterFace), licence-plate and text detectors on tract, and QR codes and
+//! barcodes read by rxing, behind one [`Detector`] API, with their pre/post-processing, model
+//! artifacts and a registry of backends.
 
 mod artifacts;
 mod centerface;
+mod codes;
 mod contrast;
 mod detection;
 mod ensemble;
@@ -19,23 +21,29 @@ mod registry;
 mod resample;
 pub mod rotations;
 mod scan;
+mod text;
 mod text_map;
 mod text_regions;
 mod yunet;
 
 pub use artifacts::{ModelArtifact, ModelStore, MANIFEST_JSON};
 pub use centerface::CenterFace;
+pub use codes::Codes;
 pub use detection::{BBox, Category, CategorySet, Detection, Point};
 pub use ensemble::Ensemble;
 pub use error::DetectError;
 pub use int8::onnx_with_int8_ops;
-pub use params::{DetectParams, DetectScale, Tiling, AUTO_MIN_LONG_SIDE, DEFAULT_CONFIDENCE, DEFAULT_TINY_CONFIDENCE, TINY_FACE_PX};
+pub use params::{
+    DetectParams, DetectScale, Tiling, AUTO_MIN_LONG_SIDE, DEFAULT_CONFIDENCE, DEFAULT_TEXT_CONFIDENCE, DEFAULT_TEXT_MIN_HEIGHT,
+    DEFAULT_TINY_CONFIDENCE, TINY_FACE_PX,
+};
 pub use plates::{PlateShape, Plates};
 pub use precision::Precision;
 pub use preprocess::RgbImage;
 pub use rotations::Rotations;
 pub use registry::{BackendInfo, PrecisionProbe, Registry, ENSEMBLE_SEPARATOR};
 pub use scan::TILE_OVERLAP;
+pub use text::Text;
 pub use yunet::YuNet;
 
 /// Per-stage timings of one detection call, in milliseconds.

@@ -161,6 +161,10 @@ pub struct DetectParams {
     /// Quarter turns searched besides the image as it is (see [`crate::rotations::detect`]);
     /// default none.
     pub rotations: crate::rotations::Rotations,
+    /// Minimum mean text probability of a kept line of text (the `text` backend), 0..=1.
+    pub text_confidence: f32,
+    /// Lines of text shorter than this (source pixels) are not kept: nobody reads them.
+    pub text_min_height: f32,
 }
 
 /// Boxes narrower than this (network pixels) are "tiny" (see `DetectParams::tiny_confidence`).
@@ -168,6 +172,10 @@ pub const TINY_FACE_PX: f32 = 24.0;
 /// The default minimum score: the privacy-first operating point measured on WIDER (README,
 /// "Detection quality").
 pub const DEFAULT_CONFIDENCE: f32 = 0.25;
+/// The default minimum mean probability of a line of text (PaddleOCR's own box threshold).
+pub const DEFAULT_TEXT_CONFIDENCE: f32 = 0.6;
+/// The default minimum height of a line of text, in source pixels.
+pub const DEFAULT_TEXT_MIN_HEIGHT: f32 = 8.0;
 /// The default minimum score of tiny boxes (see `DetectParams::tiny_confidence`).
 pub const DEFAULT_TINY_CONFIDENCE: f32 = 0.45;
 
@@ -184,6 +192,8 @@ impl Default for DetectParams {
             plate_long_side: None,
             categories: None,
             rotations: crate::rotations::Rotations::NONE,
+            text_confidence: DEFAULT_TEXT_CONFIDENCE,
+            text_min_height: DEFAULT_TEXT_MIN_HEIGHT,
         }
     }
 }
@@ -199,6 +209,10 @@ impl DetectParams {
         };
         unit("confidence", self.confidence)?;
         unit("tiny_confidence", self.tiny_confidence)?;
+        unit("text_confidence", self.text_confidence)?;
+        if !(self.text_min_height.is_finite() && (0.0..=10_000.0).contains(&self.text_min_height)) {
+            return Err(DetectError::InvalidParam(format!("text_min_height must be within 0..=10000, got {}", self.text_min_height)));
+        }
         if self.plate_long_side.is_some_and(|l| !(32..=4096).contains(&l)) {
             return Err(DetectError::InvalidParam("plate_long_side must be within 32..=4096".into()));
         }

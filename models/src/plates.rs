@@ -1,16 +1,14 @@
 //! The `plates` backend: PP-OCRv4 text regions shaped into licence-plate masks by the measured
 //! recipe (models/tool/plates_research/README.md): plate-like boxes only, grown to the plate's rim.
 
-use std::time::Instant;
-
 use crate::detection::{BBox, Category, Detection};
 use crate::error::DetectError;
 use crate::params::DetectParams;
 use crate::preprocess::RgbImage;
 use crate::registry::BackendInfo;
 use crate::text_map::TextMapNetwork;
-use crate::text_regions::{text_regions, RegionRule};
-use crate::{DetectOutput, Detector, StageTimings};
+use crate::text_regions::RegionRule;
+use crate::{DetectOutput, Detector};
 
 /// The geometry that turns text boxes into plate masks.
 #[derive(Debug, Clone, Copy)]
@@ -57,33 +55,12 @@ impl Detector for Plates {
     fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
         params.validate()?;
         params.wanted(&self.info.categories)?;
-        let (nw, nh) = TextMapNetwork::network_size(image.width, image.height, &params.scale, params.plate_long_side);
-        params.check_network_size(nw, nh)?;
-        let plan = self.network.plan(nw, nh)?;
-        let t0 = Instant::now();
-        let input = TextMapNetwork::input(image, nw, nh);
-        let t1 = Instant::now();
-        let map = TextMapNetwork::run(&plan, input, nw, nh)?;
-        let t2 = Instant::now();
-        let sx = image.width as f32 / nw as f32;
-        let sy = image.height as f32 / nh as f32;
-        let boxes: Vec<(BBox, f32)> = text_regions(&map, &self.regions)
-            .into_iter()
-            .map(|r| {
-                let b = r.bbox;
-                (BBox { x1: b.x1 * sx, y1: b.y1 * sy, x2: b.x2 * sx, y2: b.y2 * sy }, r.score)
-            })
-            .collect();
-        let detections = plate_boxes(boxes, &self.shape, image.width as f32, image.height as f32)
+        let mut found = self.network.text_boxes(image, params, &self.regions)?;
+        let detections = plate_boxes(std::mem::take(&mut found.boxes), &self.shape, image.width as f32, image.height as f32)
             .into_iter()
             .map(|(bbox, score)| Detection { category: Category::LicensePlate, bbox, score, landmarks: None })
             .collect();
-        let t3 = Instant::now();
-        Ok(DetectOutput {
-            detections,
-            timings: StageTimings::between([t0, t1, t2, t3]),
-            network_input: (nw, nh),
-        })
+        Ok(found.output(detections))
     }
 }
 

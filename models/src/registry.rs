@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::artifacts::{sha256_hex, ModelStore};
 use crate::centerface::CenterFace;
+use crate::codes::Codes;
 use crate::detection::Category;
 use crate::ensemble::Ensemble;
 use crate::error::DetectError;
@@ -15,6 +16,7 @@ use crate::params::DetectParams;
 use crate::plates::Plates;
 use crate::precision::Precision;
 use crate::preprocess::RgbImage;
+use crate::text::Text;
 use crate::yunet::YuNet;
 use crate::Detector;
 
@@ -61,7 +63,8 @@ impl Detector for Probed {
     }
 }
 
-/// Builds a detector from model bytes, its facts and a thread count.
+/// Builds a detector from model bytes (empty for a backend without weights), its facts and a
+/// thread count.
 type BuildFn = fn(&[u8], BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>;
 
 /// A backend family veil knows how to build.
@@ -70,8 +73,14 @@ struct BackendKind {
     categories: &'static [Category],
     input_multiple: u32,
     input_layout: &'static str,
+    /// The manifest entry of the model it runs (its own name, or another backend's: `text`
+    /// runs the plate detector's file); `None` for code alone (`codes`), always available.
+    model: Option<&'static str>,
     build: BuildFn,
 }
+
+/// The version a backend without a model reports: the reader library's.
+const CODES_VERSION: &str = "rxing 0.9";
 
 const KINDS: &[BackendKind] = &[
     BackendKind {
@@ -79,6 +88,7 @@ const KINDS: &[BackendKind] = &[
         categories: &[Category::Face],
         input_multiple: 32,
         input_layout: "NCHW float32 BGR 0..255",
+        model: Some("yunet"),
         build: |bytes, info, threads| Ok(Arc::new(YuNet::from_bytes(bytes, info, threads)?)),
     },
     BackendKind {
@@ -86,6 +96,7 @@ const KINDS: &[BackendKind] = &[
         categories: &[Category::Face],
         input_multiple: 32,
         input_layout: "NCHW float32 RGB 0..255",
+        model: Some("centerface"),
         build: |bytes, info, threads| Ok(Arc::new(CenterFace::from_bytes(bytes, info, threads)?)),
     },
     BackendKind {
@@ -93,7 +104,24 @@ const KINDS: &[BackendKind] = &[
         categories: &[Category::LicensePlate],
         input_multiple: 32,
         input_layout: "NCHW float32 BGR (x/255-0.5)/0.5 after CLAHE on L; long side 1600 at native scale",
+        model: Some("plates"),
         build: |bytes, info, threads| Ok(Arc::new(Plates::from_bytes(bytes, info, threads)?)),
+    },
+    BackendKind {
+        name: "text",
+        categories: &[Category::Text],
+        input_multiple: 32,
+        input_layout: "the plates model: NCHW float32 BGR (x/255-0.5)/0.5 after CLAHE on L; long side 1600 at native scale",
+        model: Some("plates"),
+        build: |bytes, info, threads| Ok(Arc::new(Text::from_bytes(bytes, info, threads)?)),
+    },
+    BackendKind {
+        name: "codes",
+        categories: &[Category::QrCode, Category::Barcode],
+        input_multiple: 1,
+        input_layout: "luma of the whole image at its own size (decoded by ZXing's readers, no network)",
+        model: None,
+        build: |_, info, _| Ok(Arc::new(Codes::new(info))),
     },
 ];
 
@@ -124,8 +152,12 @@ impl Registry {
     pub fn list(&self) -> Vec<BackendInfo> {
         let mut out = Vec::new();
         for kind in KINDS {
+            let Some(model) = kind.model else {
+                out.push(self.info_for(kind, Precision::Auto, CODES_VERSION.into(), String::new()));
+                continue;
+            };
             for precision in [Precision::Int8, Precision::Fp32] {
-                if let Some(a) = self.store.artifact(kind.name, precision) {
+                if let Some(a) = self.store.artifact(model, precision) {
                     let mut info = self.info_for(kind, precision, a.version.clone(), a.sha256.clone());
                     info.available = self.store.locate(&a.file).is_some();
                     out.push(info);
@@ -167,11 +199,14 @@ impl Registry {
         }
         let kind =
             KINDS.iter().find(|k| k.name == name).ok_or_else(|| DetectError::UnknownBackend(name.to_string()))?;
+        let Some(model) = kind.model else {
+            return (kind.build)(&[], self.info_for(kind, Precision::Auto, CODES_VERSION.into(), String::new()), threads);
+        };
         let present: Vec<Precision> = [Precision::Int8, Precision::Fp32]
             .into_iter()
-            .filter(|p| self.store.artifact(kind.name, *p).is_some_and(|a| self.store.locate(&a.file).is_some()))
+            .filter(|p| self.store.artifact(model, *p).is_some_and(|a| self.store.locate(&a.file).is_some()))
             .collect();
-        let precision = if precision != Precision::Auto && self.store.artifact(kind.name, precision).is_none() {
+        let precision = if precision != Precision::Auto && self.store.artifact(model, precision).is_none() {
             tracing::info!(backend = name, asked = %precision, "no model at this precision; choosing among the others");
             Precision::Auto
         } else {
@@ -212,8 +247,9 @@ impl Registry {
         precision: Precision,
         threads: usize,
     ) -> Result<Arc<dyn Detector>, DetectError> {
-        let artifact = self.store.artifact(kind.name, precision).ok_or_else(|| DetectError::ModelUnavailable {
-            path: format!("{}-{}", kind.name, precision),
+        let model = kind.model.unwrap_or(kind.name);
+        let artifact = self.store.artifact(model, precision).ok_or_else(|| DetectError::ModelUnavailable {
+            path: format!("{}-{}", model, precision),
             reason: "the manifest lists no such model".into(),
         })?;
         let bytes = self.store.read(artifact)?;

@@ -1,15 +1,20 @@
 //! PP-OCRv4's text detector (DBNet, from the rapidocr wheel) on tract: an RGB image in, a
-//! per-pixel text probability map at the network's resolution out.
+//! per-pixel text probability map at the network's resolution out, and the text boxes of that
+//! map in the image's pixels (what the `plates` and `text` backends shape into masks).
 
 use std::io::Cursor;
+use std::time::Instant;
 
 use tract_onnx::prelude::*;
 
 use crate::contrast::{equalize_lightness, Clahe};
+use crate::detection::{BBox, Detection};
 use crate::error::DetectError;
-use crate::params::DetectScale;
+use crate::params::{DetectParams, DetectScale};
 use crate::plan_cache::{Plan, PlanCache};
 use crate::preprocess::{bilinear_taps, RgbImage};
+use crate::text_regions::{text_regions, RegionRule};
+use crate::{DetectOutput, StageTimings};
 
 /// Long side of the network input when the caller asks for the native scale: plates are small
 /// text, and the recipe was measured at this size (README, "Licence plates").
@@ -88,6 +93,51 @@ impl TextMapNetwork {
             )));
         }
         Ok(ProbabilityMap { values: view.iter().copied().collect(), w, h })
+    }
+}
+
+/// The text boxes of one image: source pixels, with their scores.
+pub struct TextBoxes {
+    pub boxes: Vec<(BBox, f32)>,
+    network_input: (u32, u32),
+    /// When preprocessing, inference and postprocessing started.
+    started: [Instant; 3],
+}
+
+impl TextBoxes {
+    /// The detector's answer: `detections` shaped from these boxes (postprocessing ends now).
+    pub fn output(&self, detections: Vec<Detection>) -> DetectOutput {
+        let [t0, t1, t2] = self.started;
+        DetectOutput {
+            detections,
+            timings: StageTimings::between([t0, t1, t2, Instant::now()]),
+            network_input: self.network_input,
+        }
+    }
+}
+
+impl TextMapNetwork {
+    /// The regions (under `rule`) of the probability map of `image` at the network size
+    /// `params` asks for, mapped back to the image's pixels.
+    pub fn text_boxes(&self, image: &RgbImage<'_>, params: &DetectParams, rule: &RegionRule) -> Result<TextBoxes, DetectError> {
+        let (nw, nh) = Self::network_size(image.width, image.height, &params.scale, params.plate_long_side);
+        params.check_network_size(nw, nh)?;
+        let plan = self.plan(nw, nh)?;
+        let t0 = Instant::now();
+        let input = Self::input(image, nw, nh);
+        let t1 = Instant::now();
+        let map = Self::run(&plan, input, nw, nh)?;
+        let t2 = Instant::now();
+        let sx = image.width as f32 / nw as f32;
+        let sy = image.height as f32 / nh as f32;
+        let boxes = text_regions(&map, rule)
+            .into_iter()
+            .map(|r| {
+                let b = r.bbox;
+                (BBox { x1: b.x1 * sx, y1: b.y1 * sy, x2: b.x2 * sx, y2: b.y2 * sy }, r.score)
+            })
+            .collect();
+        Ok(TextBoxes { boxes, network_input: (nw, nh), started: [t0, t1, t2] })
     }
 }
 

@@ -25,8 +25,13 @@ fn model_files_match_the_manifest_sha256() {
 fn registry_lists_every_backend_and_precision_with_their_hashes() {
     let list = Registry::default().list();
     let names: Vec<String> = list.iter().map(|b| format!("{}-{}", b.name, b.precision)).collect();
-    assert_eq!(names, ["yunet-fp32", "centerface-int8", "centerface-fp32", "plates-fp32"]);
-    assert!(list.iter().all(|b| b.available && b.sha256.len() == 64));
+    assert_eq!(names, ["yunet-fp32", "centerface-int8", "centerface-fp32", "plates-fp32", "text-fp32", "codes-auto"]);
+    // Every model file is present with its hash; `text` runs the plates file; `codes` has none.
+    let model_backed: Vec<_> = list.iter().filter(|b| b.name != "codes").collect();
+    assert!(model_backed.iter().all(|b| b.available && b.sha256.len() == 64));
+    let sha = |name: &str| list.iter().find(|b| b.name == name).map(|b| b.sha256.clone());
+    assert_eq!(sha("text"), sha("plates"));
+    assert!(list.iter().any(|b| b.name == "codes" && b.available && b.sha256.is_empty()));
 }
 
 fn photo(name: &str) -> image::RgbImage {

@@ -109,6 +109,32 @@ impl Daemon {
         s
     }
 
+    /// Upload `photo` through the PiiBlur-style API asking for `categories` and wait for its
+    /// job: the finished media JSON (asserted completed), its text as served, and the redacted
+    /// image.
+    pub fn piiblur(&self, photo: &Path, categories: &[&str]) -> (serde_json::Value, String, image::RgbImage) {
+        use reqwest::blocking::multipart::{Form, Part};
+        let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+        let name = photo.file_name().unwrap().to_string_lossy().into_owned();
+        let mut form = Form::new().part("file", Part::bytes(std::fs::read(photo).unwrap()).file_name(name));
+        for cat in categories {
+            form = form.text("pii_categories[]", cat.to_string());
+        }
+        let r = c.post(self.url("/api/v1/media/redact")).bearer_auth(&self.key).multipart(form).send().unwrap();
+        let (status, text) = (r.status().as_u16(), r.text().unwrap());
+        assert_eq!(status, 201, "{text}");
+        let created: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let id = created["media_id"].as_str().unwrap().to_string();
+        let (media, text) = super::poll_for("the PiiBlur job", Duration::from_secs(300), || {
+            let text = c.get(self.url(&format!("/api/v1/media/{id}"))).bearer_auth(&self.key).send().unwrap().text().unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+            (v["status"] == "completed" || v["status"] == "failed").then_some((v, text))
+        });
+        assert_eq!(media["status"], "completed", "{media}");
+        let bytes = c.get(self.url(&format!("/api/v1/media/{id}/download"))).bearer_auth(&self.key).send().unwrap().bytes().unwrap();
+        (media, text, image::load_from_memory(&bytes).unwrap().to_rgb8())
+    }
+
     pub fn pipeline(&self) -> serde_json::Value {
         let (status, body) = self.get("/api/v1/pipeline");
         assert_eq!(status, 200, "{body}");

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the unit tests of every workspace crate (and the integration tests of models/ and camera/) for aarch64 with Debian's rustc and run each test
-# binary under qemu-aarch64, from its crate's directory as `cargo test` would. Release profile, not
-# the board binary's `dist`: one single-unit fat-LTO link per test binary would cost more than the
-# tests themselves.
+# binary under qemu-aarch64, from its crate's directory as `cargo test` would. The `cross-test`
+# profile (Cargo.toml: `release` without LTO), not the board binary's `dist`: a link-time optimizer
+# run per test binary would cost more than the tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET=aarch64-unknown-linux-gnu
@@ -14,7 +14,7 @@ list=$DIR/unit-tests.txt
 # Also the integration tests of the crates below the binary (`artifacts`: model hashes and int8
 # agreement on real photos; `sources`: the camera sources), in the same build so that features
 # and dependencies are shared; the daemon's own need a running daemon and stay on x86.
-/usr/bin/cargo test --release --features rpi --target $TARGET --target-dir $DIR --workspace --lib \
+/usr/bin/cargo test --profile cross-test --features rpi --target $TARGET --target-dir $DIR --workspace --lib \
   --test artifacts --test sources --no-run \
   --message-format=json-render-diagnostics \
   | python3 -c '

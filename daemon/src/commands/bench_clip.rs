@@ -274,8 +274,12 @@ pub fn run(a: ClipArgs<'_>) -> anyhow::Result<ClipReport> {
     }
     let labels = plate_labels(a.clip)?;
     for (label, categories) in category_runs {
-        let params = DetectParams { categories: categories.or(a.params.categories), ..a.params };
-        let with_plates = params.categories.is_none_or(|c| c.contains(Category::LicensePlate))
+        // As the camera runs: what it masks unless `camera.categories` says otherwise.
+        let params = crate::categories::camera_params(
+            DetectParams { categories: categories.or(a.params.categories), ..a.params },
+            &info.categories,
+        );
+        let with_plates = params.categories.is_some_and(|c| c.contains(Category::LicensePlate))
             && info.categories.contains(&Category::LicensePlate);
         let record = (labels.is_some() && with_plates).then(|| Arc::new(std::sync::Mutex::new(Vec::new())));
         let (seconds, snap) =

@@ -8,13 +8,13 @@ pub fn run(cmd: ModelsCmd) -> anyhow::Result<i32> {
     let list = registry.list();
     if !cmd.json {
         println!(
-            "{:<12} {:<6} {:<20} {:<10} {:<9} {:<16} sha256",
+            "{:<12} {:<6} {:<20} {:<26} {:<9} {:<16} sha256",
             "backend", "prec", "version", "categories", "present", "input"
         );
         for b in &list {
             let cats: Vec<&str> = b.categories.iter().map(|c| c.as_str()).collect();
             println!(
-                "{:<12} {:<6} {:<20} {:<10} {:<9} {:<16} {}",
+                "{:<12} {:<6} {:<20} {:<26} {:<9} {:<16} {}",
                 b.name,
                 b.precision.as_str(),
                 b.version,

@@ -460,6 +460,8 @@ fn start_pipeline(
                 anyhow::bail!("detector warm-up at {}x{} failed: {e}", fw, fh);
             }
             eprintln!("veil: detector ready for {}x{} in {:.1} s", fw, fh, t.elapsed().as_secs_f64());
+            let rate = CameraRate { fps: cam.fps.unwrap_or(30), workers: pipeline_config.detect_workers, plates_every: pipeline_config.plates_every };
+            report_category_costs(detector.as_ref(), &image, &params, rate);
         }
     }
     eprintln!("veil: source {}", plan.source.describe());
@@ -493,4 +495,51 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// What a camera's detection has to keep up with.
+#[derive(Clone, Copy)]
+struct CameraRate {
+    fps: u32,
+    workers: usize,
+    plates_every: u32,
+}
+
+/// Time each category the camera masks, alone, on the warm-up frame, and say which one this board
+/// is too slow for at the camera's rate (its frames would be dropped at the deadline, never
+/// passed raw). A blank frame holds no codes, so a code search costs more on a real one.
+fn report_category_costs(
+    detector: &dyn veil_models::Detector,
+    image: &veil_models::RgbImage<'_>,
+    params: &veil_models::DetectParams,
+    rate: CameraRate,
+) {
+    let Some(categories) = params.categories else { return };
+    let CameraRate { fps, workers, plates_every } = rate;
+    for category in categories.iter() {
+        // Each worker has this long per frame at the camera's rate (plates are looked for in
+        // every `plates_every`th frame only).
+        let every = if category == veil_models::Category::LicensePlate { plates_every.max(1) } else { 1 };
+        let budget_ms = 1000.0 * (workers.max(1) as u32 * every) as f64 / fps.max(1) as f64;
+        let one = veil_models::DetectParams { categories: Some([category].into_iter().collect()), ..*params };
+        let t = std::time::Instant::now();
+        if detector.detect(image, &one).is_err() {
+            continue;
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if ms > budget_ms {
+            tracing::warn!(
+                category = category.as_str(),
+                ms,
+                budget_ms,
+                "camera: {} detection takes {ms:.0} ms a {}x{} frame on this board, over the {budget_ms:.0} ms that \
+                 {fps} fps leaves {workers} detection workers: frames will be dropped (camera.categories, camera.fps)",
+                category.as_str(),
+                image.width,
+                image.height
+            );
+        } else {
+            tracing::info!(category = category.as_str(), ms, budget_ms, "camera: category cost per frame");
+        }
+    }
 }

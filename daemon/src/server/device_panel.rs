@@ -38,8 +38,10 @@ pub async fn device(State(state): State<AppState>, Extension(caller): Extension<
                 "shape": match d.style.shape { Shape::Rect => "rect", Shape::Ellipse => "ellipse" },
                 "padding": r2(d.style.padding),
                 "confidence": r2(d.params.confidence),
-                // Everything the device finds ("heads" and "faces" are one detector).
-                "categories": supported.iter().filter(|c| **c != "heads").collect::<Vec<_>>(),
+                // What an upload from the field page asks for unless the crew ticks more: the
+                // faces and plates the device finds, as its camera masks by default ("heads" and
+                // "faces" are one detector); codes and text are offered, not preselected.
+                "categories": supported.iter().filter(|c| matches!(**c, "faces" | "license_plates")).collect::<Vec<_>>(),
             },
             "methods": ["gaussian", "pixelate", "solid"],
             "shapes": ["ellipse", "rect"],

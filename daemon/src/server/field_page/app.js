@@ -95,7 +95,12 @@ function startSession() {
 
 const METHOD_NAMES = { gaussian: 'Blur', pixelate: 'Pixelate', solid: 'Solid fill' };
 const SHAPE_NAMES = { ellipse: 'Ellipse', rect: 'Rectangle' };
-const CATEGORY_NAMES = { faces: 'Faces', heads: 'Heads', license_plates: 'Licence plates', licenseplates: 'Licence plates' };
+const CATEGORY_NAMES = {
+  faces: 'Faces', heads: 'Heads', license_plates: 'Licence plates', licenseplates: 'Licence plates',
+  qr_codes: 'QR codes', barcodes: 'Barcodes', writing: 'Text (signs, documents, badges)',
+};
+// PiiBlur names that mean the same detector as `writing`: one box for all of them.
+const SAME_AS_WRITING = new Set(['street_signs', 'documents', 'name_badges']);
 
 function option(value, label) {
   const o = document.createElement('option');
@@ -111,7 +116,7 @@ function fillOptions(d) {
   $('strength').min = String(defaults.min_strength);
   const cats = $('categories');
   cats.querySelectorAll('label').forEach((l) => l.remove());
-  for (const c of d.supported_categories) {
+  for (const c of d.supported_categories.filter((name) => !SAME_AS_WRITING.has(name))) {
     const label = document.createElement('label');
     label.className = 'check';
     const box = document.createElement('input');
