@@ -24,8 +24,9 @@ CROSS_ENV := CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc RUSTC=/usr/bin/r
   SYSTEM_DEPS_GSTREAMER_VIDEO_1_0_SEARCH_NATIVE=$(CURDIR)/$(CROSS_DIR)/gst-link \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-Wl,-rpath-link,/usr/lib/aarch64-linux-gnu"
 # Regression guard on the stripped aarch64 binary (the `dist` profile). The issue's target is
-# 15 MB; README "Measured" says where it stands and what is left that veil does not control.
-SIZE_BUDGET_MB := 34
+# 15 MB; README "Measured" says where it stands and what is left that veil does not control
+# (raised from 34 when the QR code and barcode readers came in: 33.1 -> 36.4 MB).
+SIZE_BUDGET_MB := 37
 # How `make cross` gets the x86 binary it compares against (`make test` reuses the one
 # `cargo test` just built instead of building the dev profile a second time).
 X86_BUILD ?= $(CARGO) build

@@ -135,17 +135,13 @@ impl Device {
         } else {
             None
         };
-        if new.camera.is_some() {
-            let categories = match &detectors {
-                Some((pipeline, _)) => pipeline.info().categories.clone(),
-                None => self.pipeline_detector.info().categories.clone(),
-            };
-            crate::categories::check_camera(&tuning.params, &categories).map_err(Refused)?;
-        }
         let categories = match &detectors {
             Some((pipeline, _)) => pipeline.info().categories.clone(),
             None => self.pipeline_detector.info().categories.clone(),
         };
+        if new.camera.is_some() {
+            crate::categories::check_camera(&tuning.params, &categories).map_err(Refused)?;
+        }
         let tuning = Tuning { params: crate::categories::camera_params(tuning.params, &categories), ..tuning };
         let path = remote_config::save(&self.state_dir, &change.overlay)
             .map_err(|e| Refused(format!("could not store the change: {e}")))?;

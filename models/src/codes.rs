@@ -1,11 +1,11 @@
 //! The `codes` backend: QR codes and barcodes found by decoding them (rxing, ZXing's readers),
 //! each boxed by its whole symbol plus a quiet-zone margin; what a code says is never kept.
 //!
-//! A reader reports a few points, not the symbol's outline: a QR code's finder-pattern centres,
-//! a 1D barcode's scan line. The box grows from those points by the symbol's geometry, and the
-//! image is searched again with every box found so far flattened, until nothing more decodes:
-//! a code is boxed until no reader pass can read it (a tall barcode found on one scan line is
-//! found again above and below, and its box grows to cover it).
+//! A reader reports a few points, not the symbol's outline: a QR code's corners or its finder
+//! centres, a 1D barcode's scan line. The box grows from those points by the symbol's geometry
+//! (for a 1D barcode: over the rows beside the line that repeat its bars), and the image is
+//! searched again with every box found so far flattened, until nothing more decodes: a code is
+//! boxed until no reader pass can read it.
 
 use std::time::Instant;
 
