@@ -30,9 +30,10 @@ while read -r crate_dir exe; do
   echo "== $(basename "$exe") (under qemu-aarch64, in ${crate_dir#$PWD/})"
   # Emulation costs ~50x: the int8 agreement runs on the two smallest photos with a face and a
   # photo without (the full set on x86), and the load-time precision race is skipped (what it
-  # would time is qemu, not the board).
+  # would time is qemu, not the board). The model tests take about 9 minutes here; the timeout
+  # only catches a hang.
   out=$( (cd "$crate_dir" && VEIL_INT8_PHOTOS="astronaut.png camera.png mask_white.jpg" \
-      timeout 900 $QEMU "$exe" --test-threads 2 --skip auto_precision_keeps) 2>&1 ) \
+      timeout 1500 $QEMU "$exe" --test-threads 2 --skip auto_precision_keeps) 2>&1 ) \
     || { echo "$out" | tail -40; echo "aarch64 unit tests failed: $exe"; exit 1; }
   summary=$(echo "$out" | grep '^test result:')
   echo "$summary"
