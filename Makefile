@@ -100,7 +100,7 @@ fixtures: builddeps pydeps photos
 	$(PYTHON) models/tool/pinned.py plates $(FIXTURES)/plates > /dev/null
 	$(PYTHON) models/tool/clips.py $(FIXTURES)
 
-fp32:
+fp32: pydeps
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null
 
 deps: sysdeps pydeps cross-deps webdeps

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::{load_rgb, root, veil};
+use common::{categories_found, load_rgb, root, veil};
 use reqwest::blocking::multipart::{Form, Part};
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
@@ -75,10 +75,6 @@ fn file_part(path: &Path) -> Part {
 
 fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     common::poll_for(what, Duration::from_secs(300), f)
-}
-
-fn categories_found(media: &Value) -> Vec<String> {
-    media["detections"].as_array().unwrap().iter().map(|d| d["category"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]

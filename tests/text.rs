@@ -7,12 +7,7 @@ mod common;
 
 use common::daemon::Daemon;
 use common::privacy::{assert_boxes_masked, detail_kept};
-use common::{boxes, detect_json, ground_truth, load_rgb, photo, root};
-use serde_json::Value;
-
-fn categories(media: &Value) -> Vec<String> {
-    media["detections"].as_array().unwrap().iter().map(|d| d["category"].as_str().unwrap().to_string()).collect()
-}
+use common::{boxes, categories_found, detect_json, ground_truth, load_rgb, photo, root};
 
 #[test]
 fn documents_and_signs_lose_their_writing() {
@@ -26,7 +21,7 @@ fn documents_and_signs_lose_their_writing() {
     // The page: every labelled line masked, every detection a line of text.
     let page = photo("page.png");
     let (media, _, redacted) = d.piiblur(&page, &["documents"]);
-    let found = categories(&media);
+    let found = categories_found(&media);
     assert!(found.len() >= 7 && found.iter().all(|c| c == "text"), "{media}");
     assert_boxes_masked(&load_rgb(&page), &redacted, &ground_truth("page.gt"), 0.3);
 
@@ -36,7 +31,7 @@ fn documents_and_signs_lose_their_writing() {
     let f: Vec<f32> = label.split('\t').skip(1).take(4).map(|v| v.trim().parse().unwrap()).collect();
     let characters = [f[0] + 0.08 * f[2], f[1] + 0.15 * f[3], f[0] + 0.92 * f[2], f[1] + 0.85 * f[3]];
     let (media, _, redacted) = d.piiblur(&skoda, &["writing"]);
-    assert!(categories(&media).iter().all(|c| c == "text"), "{media}");
+    assert!(categories_found(&media).iter().all(|c| c == "text"), "{media}");
     let kept = detail_kept(&load_rgb(&skoda), &redacted, characters);
     assert!(kept < 0.3, "{:.0} % of the plate's character detail survives", kept * 100.0);
 }

@@ -1,7 +1,8 @@
 //! What the APIs call the things veil hides, and which detector category each name means:
 //! `faces`/`heads` are faces, `license_plates`/`licenseplates` are licence plates, `qr_codes` and
 //! `barcodes` are what the `codes` backend reads, and PiiBlur's `writing`, `street_signs`,
-//! `documents` and `name_badges` (veil's `text`) are the lines of text the `text` backend finds.
+//! `documents` and `name_badges` (veil's `text`) are the lines of text the `text` backend finds,
+//! and `people` (MaskIt's `humans`) are the whole people the `persons` backend finds.
 
 use veil_models::{Category, CategorySet, DetectParams};
 
@@ -24,6 +25,10 @@ const NAMES: &[(&str, Category)] = &[
     ("street_signs", Category::Text),
     ("documents", Category::Text),
     ("name_badges", Category::Text),
+    ("people", Category::Person),
+    ("persons", Category::Person),
+    ("person", Category::Person),
+    ("humans", Category::Person),
 ];
 
 /// The detector category an API name means (case-insensitive), if veil knows it.
@@ -79,6 +84,7 @@ pub fn api_names(available: &[Category]) -> Vec<&'static str> {
             Category::QrCode => out.push("qr_codes"),
             Category::Barcode => out.push("barcodes"),
             Category::Text => out.extend(["writing", "street_signs", "documents", "name_badges"]),
+            Category::Person => out.push("people"),
         }
     }
     out
@@ -105,6 +111,8 @@ mod tests {
         assert_eq!(api_names(&[Category::QrCode, Category::Barcode]), ["qr_codes", "barcodes"]);
         assert_eq!(category_of("street_signs"), Some(Category::Text));
         assert_eq!(api_names(&[Category::Text]), ["writing", "street_signs", "documents", "name_badges"]);
+        assert_eq!(category_of("humans"), Some(Category::Person));
+        assert_eq!(api_names(&[Category::Person]), ["people"]);
     }
 
     #[test]
@@ -119,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_camera_reads_codes_only_when_told_to() {
-        let all = [Category::Face, Category::LicensePlate, Category::QrCode, Category::Barcode, Category::Text];
+        let all = Category::ALL;
         let params = camera_params(DetectParams::default(), &all).categories.unwrap();
         assert_eq!(params.iter().collect::<Vec<_>>(), [Category::Face, Category::LicensePlate]);
         let codes = DetectParams { categories: Some(category_set(&["qr_codes".into()]).unwrap()), ..DetectParams::default() };

@@ -383,7 +383,7 @@ pub struct BenchCmd {
     /// Detection scale for --pipeline, --flicker and --clip (auto, native, a factor, or WxH).
     #[arg(long, default_value = "auto")]
     pub scale: DetectScale,
-    /// Face backends timed per stage (comma separated), or the backend of --pipeline,
+    /// Backends timed per stage (comma separated; default yunet,centerface,persons), or the backend of --pipeline,
     /// --flicker and --clip (default there: the daemon's, yunet+plates+codes+text).
     #[arg(long)]
     pub backend: Option<String>,

@@ -134,6 +134,8 @@ pub struct DetectorConfig {
     /// The `text` backend: minimum mean text probability of a line, and its minimum height (px).
     pub text_confidence: f32,
     pub text_min_height: f32,
+    /// The `persons` backend: minimum score of a person.
+    pub person_confidence: f32,
     /// Inference threads (0 = all cores).
     pub threads: usize,
     pub model_dir: Option<PathBuf>,
@@ -153,6 +155,7 @@ impl Default for DetectorConfig {
             tiny_confidence: p.tiny_confidence,
             text_confidence: p.text_confidence,
             text_min_height: p.text_min_height,
+            person_confidence: p.person_confidence,
             threads: 0,
             model_dir: None,
         }
@@ -686,6 +689,7 @@ impl Config {
             tiny_confidence: d.tiny_confidence,
             text_confidence: d.text_confidence,
             text_min_height: d.text_min_height,
+            person_confidence: d.person_confidence,
             categories,
             ..DetectParams::default()
         };

@@ -61,16 +61,19 @@ impl Redactor {
     }
 }
 
-/// Mask each box in `frame` with `style`, except that licence plates, text, QR codes and
-/// barcodes are always masked as rectangles: an ellipse inside a long plate's or line's box
-/// would leave the characters at its ends, one inside a code's box its corners.
+/// Mask each box in `frame` with `style`, except that licence plates, text, QR codes, barcodes
+/// and people are always masked as rectangles: an ellipse inside a long plate's or line's box
+/// would leave the characters at its ends, one inside a code's box its corners, one inside a
+/// person's box the hands and feet.
 pub fn mask_boxes(frame: &mut RgbFrame<'_>, boxes: impl Iterator<Item = (Category, BBox)>, style: &MaskStyle) {
     let (mut faces, mut rects) = (Vec::new(), Vec::new());
     for (category, b) in boxes {
         let region = Region::new(b.x1, b.y1, b.x2, b.y2);
         match category {
             Category::Face => faces.push(region),
-            Category::LicensePlate | Category::Text | Category::QrCode | Category::Barcode => rects.push(region),
+            Category::LicensePlate | Category::Text | Category::QrCode | Category::Barcode | Category::Person => {
+                rects.push(region)
+            }
         }
     }
     veil_redact::redact(frame, &faces, style);

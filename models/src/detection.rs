@@ -11,11 +11,12 @@ pub enum Category {
     QrCode,
     Barcode,
     Text,
+    Person,
 }
 
 impl Category {
-    pub const ALL: [Category; 5] =
-        [Category::Face, Category::LicensePlate, Category::QrCode, Category::Barcode, Category::Text];
+    pub const ALL: [Category; 6] =
+        [Category::Face, Category::LicensePlate, Category::QrCode, Category::Barcode, Category::Text, Category::Person];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -24,6 +25,7 @@ impl Category {
             Category::QrCode => "qr_code",
             Category::Barcode => "barcode",
             Category::Text => "text",
+            Category::Person => "person",
         }
     }
 

@@ -12,6 +12,7 @@ mod error;
 mod int8;
 mod nms;
 mod params;
+mod persons;
 mod plan_cache;
 mod plates;
 mod pool2x2;
@@ -37,6 +38,7 @@ pub use params::{
     DetectParams, DetectScale, Tiling, AUTO_MIN_LONG_SIDE, DEFAULT_CONFIDENCE, DEFAULT_TEXT_CONFIDENCE, DEFAULT_TEXT_MIN_HEIGHT,
     DEFAULT_TINY_CONFIDENCE, TINY_FACE_PX,
 };
+pub use persons::{Persons, SIDE as PERSONS_SIDE};
 pub use plates::{PlateShape, Plates};
 pub use precision::Precision;
 pub use preprocess::RgbImage;

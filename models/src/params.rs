@@ -165,6 +165,8 @@ pub struct DetectParams {
     pub text_confidence: f32,
     /// Lines of text shorter than this (source pixels) are not kept: nobody reads them.
     pub text_min_height: f32,
+    /// Minimum score of a kept person (the `persons` backend), 0..=1.
+    pub person_confidence: f32,
 }
 
 /// Boxes narrower than this (network pixels) are "tiny" (see `DetectParams::tiny_confidence`).
@@ -176,6 +178,9 @@ pub const DEFAULT_CONFIDENCE: f32 = 0.25;
 pub const DEFAULT_TEXT_CONFIDENCE: f32 = 0.6;
 /// The default minimum height of a line of text, in source pixels.
 pub const DEFAULT_TEXT_MIN_HEIGHT: f32 = 8.0;
+/// The default minimum score of a person: where NanoDet-g's boxes held most of the labelled faces
+/// of crowded WIDER photos (README, "People").
+pub const DEFAULT_PERSON_CONFIDENCE: f32 = 0.35;
 /// The default minimum score of tiny boxes (see `DetectParams::tiny_confidence`).
 pub const DEFAULT_TINY_CONFIDENCE: f32 = 0.45;
 
@@ -194,6 +199,7 @@ impl Default for DetectParams {
             rotations: crate::rotations::Rotations::NONE,
             text_confidence: DEFAULT_TEXT_CONFIDENCE,
             text_min_height: DEFAULT_TEXT_MIN_HEIGHT,
+            person_confidence: DEFAULT_PERSON_CONFIDENCE,
         }
     }
 }
@@ -210,6 +216,7 @@ impl DetectParams {
         unit("confidence", self.confidence)?;
         unit("tiny_confidence", self.tiny_confidence)?;
         unit("text_confidence", self.text_confidence)?;
+        unit("person_confidence", self.person_confidence)?;
         if !(self.text_min_height.is_finite() && (0.0..=10_000.0).contains(&self.text_min_height)) {
             return Err(DetectError::InvalidParam(format!("text_min_height must be within 0..=10000, got {}", self.text_min_height)));
         }

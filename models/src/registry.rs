@@ -13,6 +13,7 @@ use crate::detection::Category;
 use crate::ensemble::Ensemble;
 use crate::error::DetectError;
 use crate::params::DetectParams;
+use crate::persons::Persons;
 use crate::plates::Plates;
 use crate::precision::Precision;
 use crate::preprocess::RgbImage;
@@ -114,6 +115,14 @@ const KINDS: &[BackendKind] = &[
         input_layout: "the plates model: NCHW float32 BGR (x/255-0.5)/0.5 after CLAHE on L; long side 1600 at native scale",
         model: Some("plates"),
         build: |bytes, info, threads| Ok(Arc::new(Text::from_bytes(bytes, info, threads)?)),
+    },
+    BackendKind {
+        name: "persons",
+        categories: &[Category::Person],
+        input_multiple: 416,
+        input_layout: "NCHW float32 BGR (x-mean)/std (NanoDet's), the image letterboxed into 416x416",
+        model: Some("persons"),
+        build: |bytes, info, threads| Ok(Arc::new(Persons::from_bytes(bytes, info, threads)?)),
     },
     BackendKind {
         name: "codes",

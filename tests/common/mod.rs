@@ -124,6 +124,11 @@ pub fn detect_json(path: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("detect prints JSON")
 }
 
+/// The `category` of every detection in a job's JSON (`detections[]`), in order.
+pub fn categories_found(media: &serde_json::Value) -> Vec<String> {
+    media["detections"].as_array().unwrap().iter().map(|d| d["category"].as_str().unwrap().to_string()).collect()
+}
+
 pub fn load_rgb(path: &Path) -> image::RgbImage {
     image::open(path).unwrap().into_rgb8()
 }

@@ -47,7 +47,7 @@ pub struct Case {
     pub peak_rss_mib: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Reference {
     /// The face backend whose fp32 model onnxruntime ran.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -157,7 +157,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
     }
     let sizes = parse_sizes(&cmd.sizes)?;
     let precisions: Vec<Precision> = cmd.precisions.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>()?;
-    let backends: Vec<String> = cmd.backend.as_deref().unwrap_or("yunet,centerface").split(',').map(|b| b.trim().to_string()).collect();
+    let backends: Vec<String> = cmd.backend.as_deref().unwrap_or("yunet,centerface,persons").split(',').map(|b| b.trim().to_string()).collect();
     let mut thread_counts = vec![1];
     if cores > 1 {
         thread_counts.push(cores);
@@ -195,6 +195,17 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<i32> {
         let mut version = None;
         let mut all = Vec::new();
         for backend in &backends {
+            if backend == "persons" {
+                // A fixed 416x416 network whatever the frame: timed once at that size, it is the
+                // reference for every frame size.
+                let side = format!("{0}x{0}", veil_models::PERSONS_SIDE);
+                let (v, refs) = run_reference(&registry, backend, &side, iterations, &thread_counts)?;
+                version = version.or(v);
+                for r in refs {
+                    all.extend(sizes.iter().map(|(w, h)| Reference { backend: backend.clone(), size: format!("{w}x{h}"), ..r.clone() }));
+                }
+                continue;
+            }
             let (v, refs) = run_reference(&registry, backend, &cmd.sizes, iterations, &thread_counts)?;
             version = version.or(v);
             all.extend(refs.into_iter().map(|r| Reference { backend: backend.clone(), ..r }));
@@ -416,6 +427,11 @@ fn print_tables(r: &Report) {
         if c.backend != "centerface" {
             if let Some(cf) = find("centerface", &c.size, "int8", c.threads) {
                 line += &format!("  /centerface int8 {:.2}", c.inference.median_ms / cf.inference.median_ms);
+            }
+        }
+        if c.backend == "persons" {
+            if let Some(y) = find("yunet", &c.size, "fp32", c.threads) {
+                line += &format!("  /yunet fp32 {:.2}", c.inference.median_ms / y.inference.median_ms);
             }
         }
         line += &format!("  end-to-end/inference {:.2}", c.end_to_end.median_ms / c.inference.median_ms);

@@ -28,30 +28,37 @@ pub async fn process_image(
     let form = UploadForm::read(mp, STYLE).await?;
     let file = form.single_file(&["image"], STYLE)?;
     let faces = form.flag("faces", STYLE)?.unwrap_or(true);
-    // MaskIt's documentation defaults faces, humans and licence plates to on: plates are on when
-    // left out if this device's backend finds them; humans (no person detector yet) stay off
-    // unless asked for, which is refused below.
-    let can_plates = state.engine.categories().contains(&veil_models::Category::LicensePlate);
+    // MaskIt's documentation defaults faces, humans and licence plates to on: plates and humans
+    // are on when left out if this device's backend finds them (asked for without it: 422).
+    let available = state.engine.categories();
+    let can_plates = available.contains(&veil_models::Category::LicensePlate);
+    let can_humans = available.contains(&veil_models::Category::Person);
     let plates = form.flag("licensePlates", STYLE)?.unwrap_or(can_plates);
-    if form.flag("humans", STYLE)? == Some(true) {
+    let humans = form.flag("humans", STYLE)?.unwrap_or(can_humans);
+    let supported: Vec<&str> =
+        [(true, "faces"), (can_plates, "licensePlates"), (can_humans, "humans")].iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+    if humans && !can_humans {
         return Err(ApiError::unprocessable(
             STYLE,
-            "This device cannot detect humans; it masks faces and licence plates (send humans=false)",
+            "This device's backend finds no people (configure detector.backend = \"yunet+plates+persons\", or send humans=false)",
         )
-        .with_extra(json!({"supported": ["faces", "licensePlates"]})));
+        .with_extra(json!({"supported": supported})));
     }
     if plates && !can_plates {
         return Err(ApiError::unprocessable(
             STYLE,
             "This device's backend finds no licence plates (configure detector.backend = \"yunet+plates\")",
         )
-        .with_extra(json!({"supported": ["faces"]})));
+        .with_extra(json!({"supported": supported})));
     }
-    if !faces && !plates {
-        return Err(ApiError::unprocessable(STYLE, "Nothing to mask: faces=false and licensePlates=false"));
+    if !faces && !plates && !humans {
+        return Err(ApiError::unprocessable(STYLE, "Nothing to mask: faces, licensePlates and humans are false"));
     }
-    let categories: Vec<String> =
-        [(faces, "faces"), (plates, "license_plates")].iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
+    let categories: Vec<String> = [(faces, "faces"), (plates, "license_plates"), (humans, "people")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n.to_string())
+        .collect();
     let shape = match form.text("shape").map(str::to_ascii_lowercase).as_deref() {
         None | Some("mask") => "ellipse",
         Some("rectangle") => "rect",

@@ -26,6 +26,8 @@ pub const MEDIA_UPLOAD_PATH: &str = "/api/v1/media/redact";
 const KNOWN_CATEGORIES: &[&str] = &[
     "heads", "faces", "license_plates", "screens", "writing", "street_signs", "id_cards", "passports",
     "credit_cards", "name_badges", "qr_codes", "barcodes", "documents", "tattoos",
+    // veil's extra beside PiiBlur's thirteen: whole people (the `persons` backend).
+    "people",
 ];
 
 /// The PiiBlur category names this device's upload backend can hide now.

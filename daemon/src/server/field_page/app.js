@@ -97,7 +97,7 @@ const METHOD_NAMES = { gaussian: 'Blur', pixelate: 'Pixelate', solid: 'Solid fil
 const SHAPE_NAMES = { ellipse: 'Ellipse', rect: 'Rectangle' };
 const CATEGORY_NAMES = {
   faces: 'Faces', heads: 'Heads', license_plates: 'Licence plates', licenseplates: 'Licence plates',
-  qr_codes: 'QR codes', barcodes: 'Barcodes', writing: 'Text (signs, documents, badges)',
+  qr_codes: 'QR codes', barcodes: 'Barcodes', writing: 'Text (signs, documents, badges)', people: 'People (whole)',
 };
 // PiiBlur names that mean the same detector as `writing`: one box for all of them.
 const SAME_AS_WRITING = new Set(['street_signs', 'documents', 'name_badges']);
