@@ -60,6 +60,25 @@ fn detect_finds_every_labelled_person_and_none_where_there_is_nobody() {
 }
 
 #[test]
+fn people_small_in_a_big_frame_are_found_in_its_tiles() {
+    // The group photo at half size in a 3840x2160 frame: its people are 120 to 330 px tall, 13
+    // to 36 px once the whole frame is fitted into the network; the tiles find each of them.
+    let tmp = tempfile::tempdir().unwrap();
+    let small = image::imageops::resize(&load_rgb(&photo("group6.jpg")), 640, 443, image::imageops::FilterType::Lanczos3);
+    let mut frame = image::RgbImage::from_pixel(3840, 2160, image::Rgb([120, 130, 125]));
+    let (ox, oy) = (1700.0, 1200.0);
+    image::imageops::replace(&mut frame, &small, ox as i64, oy as i64);
+    let path = tmp.path().join("big.png");
+    frame.save(&path).unwrap();
+    let found = boxes(&detect_json(&path, &["--backend", "persons"]));
+    for p in people_in("group6.jpg") {
+        let person = [ox + p[0] * 0.5, oy + p[1] * 0.5, ox + p[2] * 0.5, oy + p[3] * 0.5];
+        let best = found.iter().map(|b| iou(*b, person)).fold(0.0, f32::max);
+        assert!(best >= 0.5, "labelled person {person:?} best IoU {best:.2} with {found:?}");
+    }
+}
+
+#[test]
 fn maskit_humans_and_piiblur_people_mask_whole_people() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--backend", "yunet+persons"]);

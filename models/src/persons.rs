@@ -1,6 +1,7 @@
 //! The `persons` backend: whole people found by NanoDet-g (converted from the human-models npm
-//! package by `models/tool/nanodet.py`, person class only) on a 416x416 letterboxed copy of the
-//! image, boxes decoded from its distance distributions at strides 8, 16 and 32.
+//! package by `models/tool/nanodet.py`, person class only) on 416x416 letterboxed copies of the
+//! image (the whole of it, and overlapping tiles of a big one so small people stay big enough),
+//! boxes decoded from its distance distributions at strides 8, 16 and 32.
 
 use std::io::Cursor;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use tract_onnx::prelude::*;
 use crate::detection::{BBox, Category, Detection};
 use crate::error::DetectError;
 use crate::nms;
-use crate::params::DetectParams;
+use crate::params::{DetectParams, Tiling};
 use crate::plan_cache::{Plan, PlanCache};
 use crate::preprocess::RgbImage;
 use crate::registry::BackendInfo;
@@ -28,6 +29,13 @@ const MEAN: [f32; 3] = [103.53, 116.28, 123.675];
 const STD: [f32; 3] = [57.375, 57.12, 58.395];
 /// Person boxes overlapping more than this are one person (NanoDet's own NMS threshold).
 const NMS_IOU: f32 = 0.5;
+/// At [`Tiling::Auto`], an image whose long side exceeds this is also searched in square tiles
+/// of this side, each halved into the network: a person 40 px tall is then 20 px there, which
+/// the finest stride still finds.
+pub const AUTO_TILE: u32 = 2 * SIDE;
+/// Neighbouring tiles share this share of their side, so a person cut by one tile's edge is
+/// whole (or mostly) in the next.
+const TILE_OVERLAP: f64 = 0.25;
 /// Each box grows by this share of its width and height on every side: the network's boxes end
 /// at the outline, and a mask must cover hair, fingers and the shoes' tips too.
 const GROW: f32 = 0.04;
@@ -63,43 +71,92 @@ impl Detector for Persons {
     fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
         params.validate()?;
         params.wanted(&self.info.categories)?;
-        let t0 = Instant::now();
         let plan = self.plan()?;
-        let (input, scale) = letterbox(image);
-        let t1 = Instant::now();
-        let outputs = plan.run(tvec!(input.into()))?;
-        let t2 = Instant::now();
-        let mut found = Vec::new();
-        for (output, stride) in outputs.iter().zip(STRIDES) {
-            let view = output.to_plain_array_view::<f32>()?;
-            let shape = view.shape().to_vec();
-            if shape.len() != 4 || shape[1] != 1 + 4 * BINS {
-                return Err(DetectError::Inference(format!("person model output has shape {shape:?}")));
-            }
-            let data = view.as_slice().ok_or_else(|| DetectError::Inference("person model output is not contiguous".into()))?;
-            found.extend(decode_level(data, shape[2], shape[3], stride, params.person_confidence));
-        }
+        let (mut prep, mut infer, mut post) = (0.0, 0.0, 0.0);
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
         let (w, h) = (image.width as f32, image.height as f32);
-        let detections = nms::suppress(found, NMS_IOU)
-            .into_iter()
-            .map(|d| Detection { bbox: in_image(&d.bbox, scale, w, h), ..d })
-            .filter(|d| d.bbox.width() > 0.0 && d.bbox.height() > 0.0)
-            .collect();
-        let t3 = Instant::now();
-        Ok(DetectOutput { detections, timings: StageTimings::between([t0, t1, t2, t3]), network_input: (SIDE, SIDE) })
+        let mut found = Vec::new();
+        for crop in crops(image.width, image.height, params.tile) {
+            let t0 = Instant::now();
+            let (input, region) = letterbox(image, crop);
+            let t1 = Instant::now();
+            let outputs = plan.run(tvec!(input.into()))?;
+            let t2 = Instant::now();
+            for (output, stride) in outputs.iter().zip(STRIDES) {
+                let view = output.to_plain_array_view::<f32>()?;
+                let shape = view.shape().to_vec();
+                if shape.len() != 4 || shape[1] != 1 + 4 * BINS {
+                    return Err(DetectError::Inference(format!("person model output has shape {shape:?}")));
+                }
+                let data =
+                    view.as_slice().ok_or_else(|| DetectError::Inference("person model output is not contiguous".into()))?;
+                let level = decode_level(data, shape[2], shape[3], stride, params.person_confidence);
+                found.extend(level.into_iter().map(|d| Detection { bbox: in_image(&d.bbox, &region, w, h), ..d }));
+            }
+            let t3 = Instant::now();
+            (prep, infer, post) = (prep + ms(t0, t1), infer + ms(t1, t2), post + ms(t2, t3));
+        }
+        let t = Instant::now();
+        let detections =
+            nms::suppress(found, NMS_IOU).into_iter().filter(|d| d.bbox.width() > 0.0 && d.bbox.height() > 0.0).collect();
+        let timings = StageTimings { preprocess_ms: prep, inference_ms: infer, postprocess_ms: post + ms(t, Instant::now()) };
+        Ok(DetectOutput { detections, timings, network_input: (SIDE, SIDE) })
     }
 }
 
-/// The image scaled to fit a [`SIDE`] square (top-left, aspect kept), the rest at the mean (zero
-/// after normalisation), normalised as NanoDet was trained; and the scale applied.
-fn letterbox(image: &RgbImage<'_>) -> (Tensor, f64) {
-    let scale = SIDE as f64 / image.width.max(image.height) as f64;
-    let w = ((image.width as f64 * scale).round() as u32).clamp(1, SIDE);
-    let h = ((image.height as f64 * scale).round() as u32).clamp(1, SIDE);
-    let region = Region { fx: w as f64 / image.width as f64, fy: h as f64 / image.height as f64, x0: 0, y0: 0, w, h };
+/// The rectangles `(x, y, w, h)` of a `width` x `height` image searched: the whole image, then
+/// at [`Tiling::Auto`] (tiles of [`AUTO_TILE`]) or `Size` (tiles of the larger side asked, at
+/// least [`SIDE`]) overlapping square tiles when the image is bigger than a tile.
+fn crops(width: u32, height: u32, tiling: Tiling) -> Vec<(u32, u32, u32, u32)> {
+    let mut out = vec![(0, 0, width, height)];
+    let tile = match tiling {
+        Tiling::Off => return out,
+        Tiling::Auto => AUTO_TILE,
+        Tiling::Size { w, h } => w.max(h).max(SIDE),
+    };
+    if width.max(height) <= tile {
+        return out;
+    }
+    let starts = |len: u32| -> Vec<u32> {
+        if len <= tile {
+            return vec![0];
+        }
+        let step = (tile as f64 * (1.0 - TILE_OVERLAP)) as u32;
+        let n = (len - tile).div_ceil(step) + 1;
+        // Spread evenly so the last tile ends at the edge.
+        (0..n).map(|i| ((len - tile) as u64 * i as u64 / (n - 1) as u64) as u32).collect()
+    };
+    for y in starts(height) {
+        for x in starts(width) {
+            out.push((x, y, tile.min(width), tile.min(height)));
+        }
+    }
+    out
+}
+
+/// Where a crop of the image went in the network input: scaled by (`fx`, `fy`), its top-left
+/// corner at pixel (`x0`, `y0`) of the scaled image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Placed {
+    fx: f64,
+    fy: f64,
+    x0: f64,
+    y0: f64,
+}
+
+/// The crop `(x, y, w, h)` of the image scaled to fit a [`SIDE`] square (top-left, aspect
+/// kept), the rest at the mean (zero after normalisation), normalised as NanoDet was trained;
+/// and where it was placed.
+fn letterbox(image: &RgbImage<'_>, (cx, cy, cw, ch): (u32, u32, u32, u32)) -> (Tensor, Placed) {
+    let scale = SIDE as f64 / cw.max(ch) as f64;
+    let w = ((cw as f64 * scale).round() as u32).clamp(1, SIDE);
+    let h = ((ch as f64 * scale).round() as u32).clamp(1, SIDE);
+    let (fx, fy) = (w as f64 / cw as f64, h as f64 / ch as f64);
+    let (x0, y0) = ((cx as f64 * fx).round() as u32, (cy as f64 * fy).round() as u32);
+    let region = Region { fx, fy, x0, y0, w, h };
     let copy = region_tensor(image, &region, ChannelOrder::Bgr);
     let copy = copy.to_plain_array_view::<f32>().expect("region tensor is f32");
-    let (cw, ch) = (copy.shape()[3], copy.shape()[2]);
+    let (tw, th) = (copy.shape()[3], copy.shape()[2]);
     let side = SIDE as usize;
     let mut buf = vec![0f32; 3 * side * side];
     for c in 0..3 {
@@ -109,8 +166,8 @@ fn letterbox(image: &RgbImage<'_>) -> (Tensor, f64) {
             }
         }
     }
-    debug_assert!(cw >= w as usize && ch >= h as usize);
-    (Tensor::from_shape(&[1, 3, side, side], &buf).expect("shape matches buffer"), scale)
+    debug_assert!(tw >= w as usize && th >= h as usize);
+    (Tensor::from_shape(&[1, 3, side, side], &buf).expect("shape matches buffer"), Placed { fx, fy, x0: x0 as f64, y0: y0 as f64 })
 }
 
 /// People in one level's `[45, rows, cols]` map (channel 0 the person logit, then four 11-bin
@@ -157,11 +214,12 @@ fn expectation(logits: &[f32]) -> f32 {
     weighted / total
 }
 
-/// A network box back in the `w` x `h` image (the letterbox's `scale` undone), grown by
+/// A network box back in the `w` x `h` image (the letterbox's placing undone), grown by
 /// [`GROW`] and clipped to the image.
-fn in_image(b: &BBox, scale: f64, w: f32, h: f32) -> BBox {
-    let s = scale as f32;
-    let (x1, y1, x2, y2) = (b.x1 / s, b.y1 / s, b.x2 / s, b.y2 / s);
+fn in_image(b: &BBox, at: &Placed, w: f32, h: f32) -> BBox {
+    let x = |v: f32| ((v as f64 + at.x0) / at.fx) as f32;
+    let y = |v: f32| ((v as f64 + at.y0) / at.fy) as f32;
+    let (x1, y1, x2, y2) = (x(b.x1), y(b.y1), x(b.x2), y(b.y2));
     let (gx, gy) = (GROW * (x2 - x1), GROW * (y2 - y1));
     BBox { x1: (x1 - gx).clamp(0.0, w), y1: (y1 - gy).clamp(0.0, h), x2: (x2 + gx).clamp(0.0, w), y2: (y2 + gy).clamp(0.0, h) }
 }
@@ -200,13 +258,35 @@ mod tests {
     fn letterbox_keeps_the_aspect_and_fills_the_rest_with_zero() {
         let data = vec![128u8; 832 * 416 * 3];
         let img = RgbImage::new(&data, 832, 416).unwrap();
-        let (t, scale) = letterbox(&img);
-        assert_eq!(scale, 0.5);
+        let (t, at) = letterbox(&img, (0, 0, 832, 416));
+        assert_eq!(at, Placed { fx: 0.5, fy: 0.5, x0: 0.0, y0: 0.0 });
         let v = t.to_plain_array_view::<f32>().unwrap();
         assert_eq!(v.shape(), &[1, 3, 416, 416]);
         assert!((v[[0, 0, 10, 10]] - (128.0 - MEAN[0]) / STD[0]).abs() < 1e-3);
         assert_eq!(v[[0, 1, 300, 10]], 0.0);
-        let back = in_image(&BBox { x1: 10.0, y1: 10.0, x2: 60.0, y2: 110.0 }, scale, 832.0, 416.0);
+        let back = in_image(&BBox { x1: 10.0, y1: 10.0, x2: 60.0, y2: 110.0 }, &at, 832.0, 416.0);
         assert_eq!(back, BBox { x1: 16.0, y1: 12.0, x2: 124.0, y2: 228.0 });
+        // A tile's boxes land where the tile was.
+        let (_, at) = letterbox(&img, (416, 0, 416, 416));
+        assert_eq!(at, Placed { fx: 1.0, fy: 1.0, x0: 416.0, y0: 0.0 });
+        let back = in_image(&BBox { x1: 0.0, y1: 0.0, x2: 100.0, y2: 100.0 }, &at, 832.0, 416.0);
+        assert_eq!(back, BBox { x1: 412.0, y1: 0.0, x2: 520.0, y2: 104.0 });
+    }
+
+    #[test]
+    fn big_images_are_also_searched_in_overlapping_tiles_that_reach_every_edge() {
+        assert_eq!(crops(1280, 720, Tiling::Off), [(0, 0, 1280, 720)]);
+        assert_eq!(crops(800, 600, Tiling::Auto), [(0, 0, 800, 600)]);
+        let c = crops(1920, 1080, Tiling::Auto);
+        assert_eq!(c[0], (0, 0, 1920, 1080));
+        assert_eq!(c[1..], [(0, 0, 832, 832), (544, 0, 832, 832), (1088, 0, 832, 832), (0, 248, 832, 832), (544, 248, 832, 832), (1088, 248, 832, 832)]);
+        // A wide strip: one row of tiles as tall as the image.
+        let c = crops(3000, 500, Tiling::Auto);
+        assert!(c[1..].iter().all(|&(_, y, w, h)| y == 0 && w == 832 && h == 500), "{c:?}");
+        assert_eq!(c.last().unwrap().0 + 832, 3000);
+        for pair in c[1..].windows(2) {
+            assert!(pair[1].0 - pair[0].0 <= 624, "{c:?}");
+        }
+        assert_eq!(crops(1000, 1000, Tiling::Size { w: 300, h: 200 })[1], (0, 0, 416, 416));
     }
 }
