@@ -4,6 +4,7 @@
 //! boxes decoded from its distance distributions at strides 8, 16 and 32.
 
 use std::io::Cursor;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
@@ -40,26 +41,35 @@ const TILE_OVERLAP: f64 = 0.25;
 /// at the outline, and a mask must cover hair, fingers and the shoes' tips too.
 const GROW: f32 = 0.04;
 
-/// NanoDet-g's person detector.
+/// NanoDet-g's person detector. Its network is built on the first call that asks for people:
+/// a daemon offering people to uploads carries only the model file's bytes until then.
 pub struct Persons {
     info: BackendInfo,
-    plans: PlanCache,
+    /// The model file (its sha256 checked when it was read), until the network is built.
+    bytes: Arc<[u8]>,
+    threads: usize,
+    plans: OnceLock<Result<PlanCache, String>>,
 }
 
 impl Persons {
-    pub fn from_bytes(bytes: &[u8], info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(bytes))
-            .map_err(|e| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") })?;
-        let mut options = RunOptions::default();
-        if threads > 1 {
-            options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
-        }
-        Ok(Self { info, plans: PlanCache::new(model, options) })
+    pub fn from_bytes(bytes: &Arc<[u8]>, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
+        Ok(Self { info, bytes: bytes.clone(), threads, plans: OnceLock::new() })
     }
 
     fn plan(&self) -> Result<Plan, DetectError> {
-        self.plans.get(SIDE, SIDE)
+        let plans = self
+            .plans
+            .get_or_init(|| {
+                let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(&self.bytes[..])).map_err(|e| format!("{e:#}"))?;
+                let mut options = RunOptions::default();
+                if self.threads > 1 {
+                    options.executor = Some(tract_linalg::multithread::Executor::multithread(self.threads));
+                }
+                Ok(PlanCache::new(model, options))
+            })
+            .as_ref()
+            .map_err(|e| DetectError::ModelUnavailable { path: self.info.name.clone(), reason: e.clone() })?;
+        plans.get(SIDE, SIDE)
     }
 }
 

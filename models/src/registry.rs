@@ -1,7 +1,7 @@
 //! The backend registry: every detector veil can build, with its facts, and the one place that
 //! turns a (name, precision) request into a running [`Detector`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -64,9 +64,9 @@ impl Detector for Probed {
     }
 }
 
-/// Builds a detector from model bytes (empty for a backend without weights), its facts and a
-/// thread count.
-type BuildFn = fn(&[u8], BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>;
+/// Builds a detector from model bytes (empty for a backend without weights; shared by every
+/// detector built from the same file while one lives), its facts and a thread count.
+type BuildFn = fn(&Arc<[u8]>, BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>;
 
 /// A backend family veil knows how to build.
 struct BackendKind {
@@ -141,11 +141,27 @@ pub const ENSEMBLE_SEPARATOR: char = '+';
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     store: ModelStore,
+    /// Model files read (and checked) for a detector that may still live, by sha256: the
+    /// backends that keep their file's bytes until first use (`text`, `persons`) share one copy
+    /// across the daemon's detectors instead of one each.
+    files: Arc<Mutex<Vec<(String, Weak<[u8]>)>>>,
 }
 
 impl Registry {
     pub fn new(store: ModelStore) -> Self {
-        Self { store }
+        Self { store, files: Arc::default() }
+    }
+
+    /// The checked bytes of `artifact`, shared with any live detector already built from it.
+    fn file(&self, artifact: &crate::artifacts::ModelArtifact) -> Result<Arc<[u8]>, DetectError> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.retain(|(_, f)| f.strong_count() > 0);
+        if let Some(bytes) = files.iter().find(|(sha, _)| *sha == artifact.sha256).and_then(|(_, f)| f.upgrade()) {
+            return Ok(bytes);
+        }
+        let bytes: Arc<[u8]> = self.store.read(artifact)?.into();
+        files.push((artifact.sha256.clone(), Arc::downgrade(&bytes)));
+        Ok(bytes)
     }
 
     /// The names of every backend kind (members of an ensemble name).
@@ -209,7 +225,7 @@ impl Registry {
         let kind =
             KINDS.iter().find(|k| k.name == name).ok_or_else(|| DetectError::UnknownBackend(name.to_string()))?;
         let Some(model) = kind.model else {
-            return (kind.build)(&[], self.info_for(kind, Precision::Auto, CODES_VERSION.into(), String::new()), threads);
+            return (kind.build)(&Arc::from(&[][..]), self.info_for(kind, Precision::Auto, CODES_VERSION.into(), String::new()), threads);
         };
         let present: Vec<Precision> = [Precision::Int8, Precision::Fp32]
             .into_iter()
@@ -261,7 +277,7 @@ impl Registry {
             path: format!("{}-{}", model, precision),
             reason: "the manifest lists no such model".into(),
         })?;
-        let bytes = self.store.read(artifact)?;
+        let bytes = self.file(artifact)?;
         let info = self.info_for(kind, precision, artifact.version.clone(), sha256_hex(&bytes));
         (kind.build)(&bytes, info, threads)
     }

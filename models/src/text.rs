@@ -3,7 +3,7 @@
 //! It runs the plate backend's model file; its network is built on first use, so a daemon that
 //! offers text to uploads carries no second text network until one asks.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::detection::{BBox, Category, Detection};
 use crate::error::DetectError;
@@ -21,14 +21,14 @@ const GROW: f32 = 0.15;
 pub struct Text {
     info: BackendInfo,
     /// The model file (its sha256 checked when it was read), until the network is built.
-    bytes: Vec<u8>,
+    bytes: Arc<[u8]>,
     threads: usize,
     network: OnceLock<Result<TextMapNetwork, String>>,
 }
 
 impl Text {
-    pub fn from_bytes(bytes: &[u8], info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        Ok(Self { info, bytes: bytes.to_vec(), threads, network: OnceLock::new() })
+    pub fn from_bytes(bytes: &Arc<[u8]>, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
+        Ok(Self { info, bytes: bytes.clone(), threads, network: OnceLock::new() })
     }
 
     fn network(&self) -> Result<&TextMapNetwork, DetectError> {
