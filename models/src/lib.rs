@@ -10,6 +10,7 @@ mod detection;
 mod ensemble;
 mod error;
 mod int8;
+mod lazy_network;
 mod nms;
 mod params;
 mod persons;

@@ -4,13 +4,14 @@
 //! boxes decoded from its distance distributions at strides 8, 16 and 32.
 
 use std::io::Cursor;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
 
 use crate::detection::{BBox, Category, Detection};
 use crate::error::DetectError;
+use crate::lazy_network::LazyNetwork;
 use crate::nms;
 use crate::params::{DetectParams, Tiling};
 use crate::plan_cache::{Plan, PlanCache};
@@ -45,30 +46,23 @@ const GROW: f32 = 0.04;
 /// a daemon offering people to uploads carries only the model file's bytes until then.
 pub struct Persons {
     info: BackendInfo,
-    /// The model file (its sha256 checked when it was read), until the network is built.
-    bytes: Arc<[u8]>,
-    threads: usize,
-    plans: OnceLock<Result<PlanCache, String>>,
+    plans: LazyNetwork<PlanCache>,
 }
 
 impl Persons {
     pub fn from_bytes(bytes: &Arc<[u8]>, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        Ok(Self { info, bytes: bytes.clone(), threads, plans: OnceLock::new() })
+        Ok(Self { info, plans: LazyNetwork::new(bytes, threads) })
     }
 
     fn plan(&self) -> Result<Plan, DetectError> {
-        let plans = self
-            .plans
-            .get_or_init(|| {
-                let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(&self.bytes[..])).map_err(|e| format!("{e:#}"))?;
-                let mut options = RunOptions::default();
-                if self.threads > 1 {
-                    options.executor = Some(tract_linalg::multithread::Executor::multithread(self.threads));
-                }
-                Ok(PlanCache::new(model, options))
-            })
-            .as_ref()
-            .map_err(|e| DetectError::ModelUnavailable { path: self.info.name.clone(), reason: e.clone() })?;
+        let plans = self.plans.get("the person detector", |bytes, threads| {
+            let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(bytes))?;
+            let mut options = RunOptions::default();
+            if threads > 1 {
+                options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
+            }
+            Ok(PlanCache::new(model, options))
+        })?;
         plans.get(SIDE, SIDE)
     }
 }

@@ -3,10 +3,11 @@
 //! It runs the plate backend's model file; its network is built on first use, so a daemon that
 //! offers text to uploads carries no second text network until one asks.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::detection::{BBox, Category, Detection};
 use crate::error::DetectError;
+use crate::lazy_network::LazyNetwork;
 use crate::params::DetectParams;
 use crate::preprocess::RgbImage;
 use crate::registry::BackendInfo;
@@ -20,22 +21,16 @@ const GROW: f32 = 0.15;
 /// Lines of text from the PP-OCRv4 text detector.
 pub struct Text {
     info: BackendInfo,
-    /// The model file (its sha256 checked when it was read), until the network is built.
-    bytes: Arc<[u8]>,
-    threads: usize,
-    network: OnceLock<Result<TextMapNetwork, String>>,
+    network: LazyNetwork<TextMapNetwork>,
 }
 
 impl Text {
     pub fn from_bytes(bytes: &Arc<[u8]>, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        Ok(Self { info, bytes: bytes.clone(), threads, network: OnceLock::new() })
+        Ok(Self { info, network: LazyNetwork::new(bytes, threads) })
     }
 
     fn network(&self) -> Result<&TextMapNetwork, DetectError> {
-        self.network
-            .get_or_init(|| TextMapNetwork::from_bytes(&self.bytes, &self.info.name, self.threads).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| DetectError::Inference(format!("the text detector could not be built: {e}")))
+        self.network.get("the text detector", |bytes, threads| TextMapNetwork::from_bytes(bytes, &self.info.name, threads))
     }
 }
 
