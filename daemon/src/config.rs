@@ -222,8 +222,9 @@ pub struct CameraConfig {
     /// Detection workers, each detecting its own frame (0 = one per core); frames re-enter
     /// capture order before the tracker. Each worker's inference gets cores / workers threads.
     pub detect_workers: usize,
-    /// Licence plates are looked for in every Nth frame (the plate detector costs many face
-    /// detections); the tracker carries and moves plate masks between. 1 = every frame.
+    /// Licence plates (and text, the same network) are looked for in every Nth frame (the plate
+    /// detector costs many face detections); the tracker carries and moves their masks between.
+    /// 1 = every frame.
     pub plates_every: u32,
     /// The plate detector's input long side in the camera (uploads use 1600, which finds a few
     /// more plates at about twice the cost).

@@ -4,12 +4,19 @@ use crate::detection::Detection;
 
 /// Keep the highest-scoring detections, dropping any whose IoU with an already kept one is
 /// `>= threshold`. Output is sorted by descending score.
-pub fn suppress(mut dets: Vec<Detection>, threshold: f32) -> Vec<Detection> {
-    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(dets.len());
-    for d in dets {
-        if kept.iter().all(|k| k.bbox.iou(&d.bbox) < threshold) {
-            kept.push(d);
+pub fn suppress(dets: Vec<Detection>, threshold: f32) -> Vec<Detection> {
+    suppress_by(dets, |d| d, threshold)
+}
+
+/// [`suppress`] over items that each carry a detection (`detection` finds it), keeping the
+/// rest of each kept item with it.
+pub fn suppress_by<T>(mut items: Vec<T>, detection: impl Fn(&T) -> &Detection, threshold: f32) -> Vec<T> {
+    items.sort_by(|a, b| detection(b).score.total_cmp(&detection(a).score));
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        let d = detection(&item);
+        if kept.iter().all(|k| detection(k).bbox.iou(&d.bbox) < threshold) {
+            kept.push(item);
         }
     }
     kept

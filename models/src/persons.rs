@@ -41,6 +41,12 @@ const TILE_OVERLAP: f64 = 0.25;
 /// Each box grows by this share of its width and height on every side: the network's boxes end
 /// at the outline, and a mask must cover hair, fingers and the shoes' tips too.
 const GROW: f32 = 0.04;
+/// A tile's box ending this share of the tile's side (or less) from an edge the tile shares
+/// with the image's inside was cut there: it may be part of a person seen whole elsewhere.
+const CUT_MARGIN: f32 = 0.02;
+/// A cut box with at least this share of its area inside a bigger box is that box's person:
+/// the bigger box grows to cover it instead of counting a person of its own.
+const PART_OF: f32 = 0.6;
 
 /// NanoDet-g's person detector. Its network is built on the first call that asks for people:
 /// a daemon offering people to uploads carries only the model file's bytes until then.
@@ -95,14 +101,18 @@ impl Detector for Persons {
                 let data =
                     view.as_slice().ok_or_else(|| DetectError::Inference("person model output is not contiguous".into()))?;
                 let level = decode_level(data, shape[2], shape[3], stride, params.person_confidence);
-                found.extend(level.into_iter().map(|d| Detection { bbox: in_image(&d.bbox, &region, w, h), ..d }));
+                found.extend(level.into_iter().map(|d| {
+                    let cut = cut_by_tile_edge(&unplaced(&d.bbox, &region), crop, image.width, image.height);
+                    (Detection { bbox: in_image(&d.bbox, &region, w, h), ..d }, cut)
+                }));
             }
             let t3 = Instant::now();
             (prep, infer, post) = (prep + ms(t0, t1), infer + ms(t1, t2), post + ms(t2, t3));
         }
         let t = Instant::now();
+        let kept = nms::suppress_by(found, |(d, _)| d, NMS_IOU);
         let detections =
-            nms::suppress(found, NMS_IOU).into_iter().filter(|d| d.bbox.width() > 0.0 && d.bbox.height() > 0.0).collect();
+            join_tile_parts(kept).into_iter().filter(|d| d.bbox.width() > 0.0 && d.bbox.height() > 0.0).collect();
         let timings = StageTimings { preprocess_ms: prep, inference_ms: infer, postprocess_ms: post + ms(t, Instant::now()) };
         Ok(DetectOutput { detections, timings, network_input: (SIDE, SIDE) })
     }
@@ -218,14 +228,65 @@ fn expectation(logits: &[f32]) -> f32 {
     weighted / total
 }
 
-/// A network box back in the `w` x `h` image (the letterbox's placing undone), grown by
-/// [`GROW`] and clipped to the image.
-fn in_image(b: &BBox, at: &Placed, w: f32, h: f32) -> BBox {
+/// A network box back in the image's pixels (the letterbox's placing undone), as found.
+fn unplaced(b: &BBox, at: &Placed) -> BBox {
     let x = |v: f32| ((v as f64 + at.x0) / at.fx) as f32;
     let y = |v: f32| ((v as f64 + at.y0) / at.fy) as f32;
-    let (x1, y1, x2, y2) = (x(b.x1), y(b.y1), x(b.x2), y(b.y2));
+    BBox { x1: x(b.x1), y1: y(b.y1), x2: x(b.x2), y2: y(b.y2) }
+}
+
+/// A network box back in the `w` x `h` image, grown by [`GROW`] and clipped to the image.
+fn in_image(b: &BBox, at: &Placed, w: f32, h: f32) -> BBox {
+    let BBox { x1, y1, x2, y2 } = unplaced(b, at);
     let (gx, gy) = (GROW * (x2 - x1), GROW * (y2 - y1));
     BBox { x1: (x1 - gx).clamp(0.0, w), y1: (y1 - gy).clamp(0.0, h), x2: (x2 + gx).clamp(0.0, w), y2: (y2 + gy).clamp(0.0, h) }
+}
+
+/// Whether box `b` (image pixels, as found in `crop`) reaches an edge of the crop that lies
+/// inside the image: the person may go on beyond the tile. The whole image is never cut.
+fn cut_by_tile_edge(b: &BBox, (cx, cy, cw, ch): (u32, u32, u32, u32), width: u32, height: u32) -> bool {
+    let m = CUT_MARGIN * cw.max(ch) as f32;
+    let (left, top, right, bottom) = (cx as f32, cy as f32, (cx + cw) as f32, (cy + ch) as f32);
+    (cx > 0 && b.x1 <= left + m)
+        || (cy > 0 && b.y1 <= top + m)
+        || (cx + cw < width && b.x2 >= right - m)
+        || (cy + ch < height && b.y2 >= bottom - m)
+}
+
+/// Boxes after NMS, each with whether a tile's edge cut it: a cut box lying mostly
+/// ([`PART_OF`]) inside a bigger box is part of that box's person (the whole image's view of
+/// someone big, or the tile that saw more of them), so the bigger box grows to cover it and one
+/// person is reported, not two. Nothing masked before is left out: the union covers both.
+fn join_tile_parts(kept: Vec<(Detection, bool)>) -> Vec<Detection> {
+    let mut by_size = kept;
+    by_size.sort_by(|a, b| b.0.bbox.area().total_cmp(&a.0.bbox.area()));
+    let mut out: Vec<Detection> = Vec::with_capacity(by_size.len());
+    for (d, cut) in by_size {
+        let area = d.bbox.area();
+        let host = cut
+            .then(|| out.iter_mut().find(|o| area > 0.0 && intersection(&o.bbox, &d.bbox) >= PART_OF * area))
+            .flatten();
+        match host {
+            Some(o) => {
+                o.bbox = BBox {
+                    x1: o.bbox.x1.min(d.bbox.x1),
+                    y1: o.bbox.y1.min(d.bbox.y1),
+                    x2: o.bbox.x2.max(d.bbox.x2),
+                    y2: o.bbox.y2.max(d.bbox.y2),
+                };
+                o.score = o.score.max(d.score);
+            }
+            None => out.push(d),
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+fn intersection(a: &BBox, b: &BBox) -> f32 {
+    let iw = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
+    let ih = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
+    iw * ih
 }
 
 #[cfg(test)]
@@ -275,6 +336,41 @@ mod tests {
         assert_eq!(at, Placed { fx: 1.0, fy: 1.0, x0: 416.0, y0: 0.0 });
         let back = in_image(&BBox { x1: 0.0, y1: 0.0, x2: 100.0, y2: 100.0 }, &at, 832.0, 416.0);
         assert_eq!(back, BBox { x1: 412.0, y1: 0.0, x2: 520.0, y2: 104.0 });
+    }
+
+    fn person(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
+        Detection { category: Category::Person, bbox: BBox { x1, y1, x2, y2 }, score, landmarks: None }
+    }
+
+    #[test]
+    fn a_box_cut_by_a_tile_edge_inside_the_image_is_told_apart() {
+        let tile = (544, 0, 832, 832);
+        // Reaches the tile's left edge (x 544, inside a 1920-wide image): cut.
+        assert!(cut_by_tile_edge(&BBox { x1: 548.0, y1: 100.0, x2: 700.0, y2: 500.0 }, tile, 1920, 1080));
+        // Reaches the tile's bottom edge (832 < 1080): cut.
+        assert!(cut_by_tile_edge(&BBox { x1: 700.0, y1: 400.0, x2: 800.0, y2: 830.0 }, tile, 1920, 1080));
+        // Well inside: not cut.
+        assert!(!cut_by_tile_edge(&BBox { x1: 700.0, y1: 100.0, x2: 800.0, y2: 500.0 }, tile, 1920, 1080));
+        // At the image's own top edge and the whole image's edges: not cut.
+        assert!(!cut_by_tile_edge(&BBox { x1: 700.0, y1: 0.0, x2: 800.0, y2: 500.0 }, tile, 1920, 1080));
+        assert!(!cut_by_tile_edge(&BBox { x1: 0.0, y1: 0.0, x2: 1920.0, y2: 1080.0 }, (0, 0, 1920, 1080), 1920, 1080));
+    }
+
+    #[test]
+    fn parts_cut_by_tiles_join_the_person_they_belong_to_and_stay_covered() {
+        let whole = person(500.0, 100.0, 900.0, 1000.0, 0.8);
+        // The lower half of the same person, cut by a tile's top edge, reaching a little wider.
+        let part = person(480.0, 540.0, 890.0, 1000.0, 0.9);
+        // Someone else, cut by a tile edge but mostly outside every other box.
+        let other = person(880.0, 200.0, 1100.0, 700.0, 0.7);
+        // Not cut: a person standing in front of the first stays a person of their own.
+        let front = person(600.0, 600.0, 700.0, 900.0, 0.6);
+        let out = join_tile_parts(vec![(part.clone(), true), (whole, false), (other.clone(), true), (front.clone(), false)]);
+        assert_eq!(out.len(), 3, "{out:?}");
+        let joined = out.iter().find(|d| d.bbox.y1 == 100.0).unwrap();
+        assert_eq!(joined.bbox, BBox { x1: 480.0, y1: 100.0, x2: 900.0, y2: 1000.0 }, "grew to cover the part");
+        assert_eq!(joined.score, 0.9);
+        assert!(out.contains(&other) && out.contains(&front));
     }
 
     #[test]

@@ -518,8 +518,8 @@ fn report_category_costs(
     let CameraRate { fps, workers, plates_every } = rate;
     for category in categories.iter() {
         // Each worker has this long per frame at the camera's rate (plates are looked for in
-        // every `plates_every`th frame only).
-        let every = if category == veil_models::Category::LicensePlate { plates_every.max(1) } else { 1 };
+        // every `plates_every`th frame only, and so is text).
+        let every = if crate::pipeline::on_plate_beat(category) { plates_every.max(1) } else { 1 };
         let budget_ms = 1000.0 * (workers.max(1) as u32 * every) as f64 / fps.max(1) as f64;
         let one = veil_models::DetectParams { categories: Some([category].into_iter().collect()), ..*params };
         let t = std::time::Instant::now();

@@ -73,8 +73,8 @@ pub struct PipelineConfig {
     /// Detection workers, each on its own frame (frames re-enter capture order before the
     /// tracker).
     pub detect_workers: usize,
-    /// Licence plates are looked for in every Nth frame; the tracker carries their masks
-    /// between (1 = every frame).
+    /// Licence plates and text are looked for in every Nth frame (`on_plate_beat`); the tracker
+    /// carries their masks between (1 = every frame).
     pub plates_every: u32,
     /// The plate detector's input long side (`None`: the detector's default).
     pub plate_long_side: Option<u32>,
@@ -99,6 +99,13 @@ impl Default for PipelineConfig {
             plate_long_side: None,
         }
     }
+}
+
+/// Categories the camera looks for only in every `plates_every`th frame, the tracker carrying
+/// their masks between: the ones found by the text detector's network (plates and lines of
+/// text), which costs several times the face detector and whose finds move predictably.
+pub fn on_plate_beat(category: Category) -> bool {
+    matches!(category, Category::LicensePlate | Category::Text)
 }
 
 /// Wakes sleeping pipeline threads on shutdown.
@@ -477,7 +484,7 @@ impl Lane {
     }
 
     /// The categories frame `ticket` looks for: everything asked, except that categories on a
-    /// slower beat (plates, `plates_every`) are left out of the frames between their turns
+    /// slower beat (plates and text, `plates_every`) are left out of the frames between their turns
     /// while the tracker carries their masks (never when it is off, or when nothing else is left).
     fn looked_for(&self, ticket: u64, params: &DetectParams) -> CategorySet {
         let asked = params.categories.unwrap_or(self.categories);
@@ -485,7 +492,7 @@ impl Lane {
         if every == 1 || ticket % every == 0 || !self.config.tracker.enabled {
             return asked;
         }
-        let rest: CategorySet = asked.iter().filter(|c| *c != Category::LicensePlate).collect();
+        let rest: CategorySet = asked.iter().filter(|c| !on_plate_beat(*c)).collect();
         if rest.is_empty() {
             asked
         } else {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use veil_camera::{Frame, FrameSource, SourceError};
 use veil_models::{
-    BBox, BackendInfo, Category, DetectError, DetectOutput, DetectParams, Detection, Detector, Precision, RgbImage,
+    BBox, BackendInfo, Category, CategorySet, DetectError, DetectOutput, DetectParams, Detection, Detector, Precision, RgbImage,
 };
 use veil_redact::{MaskStyle, Method, Shape};
 
@@ -63,6 +63,8 @@ struct FaultyDetector {
     /// Detect calls running now, and the most there ever were.
     at_once: Arc<std::sync::atomic::AtomicUsize>,
     most_at_once: Arc<std::sync::atomic::AtomicUsize>,
+    /// The categories each frame (by id) was looked for in.
+    asked: Arc<Mutex<Vec<(u8, Option<CategorySet>)>>>,
 }
 
 impl FaultyDetector {
@@ -78,7 +80,7 @@ impl FaultyDetector {
             available: true,
             auto_probe: None,
         };
-        Self { info, faults, delay, at_once: Arc::default(), most_at_once: Arc::default() }
+        Self { info, faults, delay, at_once: Arc::default(), most_at_once: Arc::default(), asked: Arc::default() }
     }
 }
 
@@ -87,9 +89,10 @@ impl Detector for FaultyDetector {
         &self.info
     }
 
-    fn detect(&self, image: &RgbImage<'_>, _params: &DetectParams) -> Result<DetectOutput, DetectError> {
+    fn detect(&self, image: &RgbImage<'_>, params: &DetectParams) -> Result<DetectOutput, DetectError> {
         use std::sync::atomic::Ordering::SeqCst;
         let id = image.data[0];
+        self.asked.lock().unwrap().push((id, params.categories));
         let now = self.at_once.fetch_add(1, SeqCst) + 1;
         self.most_at_once.fetch_max(now, SeqCst);
         std::thread::sleep(self.delay);
@@ -195,6 +198,32 @@ fn faulty_frames_never_reach_a_sink_and_every_output_is_masked() {
         assert_eq!(metrics.dropped_count(DropCause::DetectorPanic), 1);
         assert_eq!(metrics.dropped_count(DropCause::StagePanic), 1);
         assert_eq!(metrics.frames_out(), 19);
+    }
+}
+
+#[test]
+fn plates_and_text_are_looked_for_on_their_beat_and_faces_in_every_frame() {
+    let mut detector = FaultyDetector::new(vec![], Duration::ZERO);
+    detector.info.categories = vec![Category::Face, Category::LicensePlate, Category::Text, Category::QrCode];
+    let asked = detector.asked.clone();
+    let config = PipelineConfig {
+        backpressure: Backpressure::Block,
+        tuning: black_tuning(),
+        detect_workers: 2,
+        plates_every: 3,
+        ..PipelineConfig::default()
+    };
+    let (seen, _) = run(12, detector, config);
+    assert_eq!(seen.len(), 12);
+    let mut asked = asked.lock().unwrap().clone();
+    asked.sort_by_key(|(id, _)| *id);
+    assert_eq!(asked.len(), 12);
+    for (id, categories) in asked {
+        let categories = categories.expect("the pipeline names what each frame looks for");
+        let on_beat = id % 3 == 0;
+        assert!(categories.contains(Category::Face) && categories.contains(Category::QrCode), "frame {id}");
+        assert_eq!(categories.contains(Category::LicensePlate), on_beat, "frame {id}: plates");
+        assert_eq!(categories.contains(Category::Text), on_beat, "frame {id}: text");
     }
 }
 
