@@ -53,9 +53,11 @@ build: builddeps
 	$(CARGO) build --release
 
 # What building and running veil needs from Debian: libclang for the V4L2 bindings, GStreamer
-# (libraries to link, and the demuxers, decoders, encoders and muxers video redaction uses).
+# (libraries to link, and the demuxers, decoders, encoders and muxers video redaction uses),
+# gperftools' TCMalloc (the allocator, daemon/src/allocator.rs).
 BUILDPKGS := pkg-config libclang-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
+  libgoogle-perftools-dev
 builddeps:
 	@missing=$$(for p in $(BUILDPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
@@ -136,18 +138,22 @@ pydeps:
 # GStreamer for the board from Debian's arm64 packages: libgstreamer1.0-dev:arm64 installs beside
 # the x86 one, libgstreamer-plugins-base1.0-dev:arm64 does not (it conflicts with its amd64 self),
 # so its two libraries veil links (app, video) are named to the linker directly (CROSS_ENV). The
-# arm64 base plugins are for the camera crate's GStreamer tests under qemu.
+# arm64 base plugins are for the camera crate's GStreamer tests under qemu. TCMalloc (the
+# allocator) comes from libtcmalloc-minimal4:arm64, named to the linker the same way.
 cross-deps:
 	@if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64-static >/dev/null \
 	    || [ ! -d /usr/lib/rustlib/aarch64-unknown-linux-gnu ] || [ ! -e /usr/lib/aarch64-linux-gnu/libgstapp-1.0.so.0 ] \
 	    || [ ! -e /usr/lib/aarch64-linux-gnu/pkgconfig/gstreamer-1.0.pc ] \
-	    || [ ! -e /usr/lib/aarch64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so ]; then \
+	    || [ ! -e /usr/lib/aarch64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so ] \
+	    || [ ! -e /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4 ]; then \
 	  dpkg --add-architecture arm64 && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static \
-	    libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-0:arm64 gstreamer1.0-plugins-base:arm64; \
+	    libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-0:arm64 gstreamer1.0-plugins-base:arm64 \
+	    libtcmalloc-minimal4:arm64; \
 	fi
 	@mkdir -p $(CROSS_DIR)/gst-link && for l in gstapp-1.0 gstvideo-1.0; do \
-	  ln -sf /usr/lib/aarch64-linux-gnu/lib$$l.so.0 $(CROSS_DIR)/gst-link/lib$$l.so; done
+	  ln -sf /usr/lib/aarch64-linux-gnu/lib$$l.so.0 $(CROSS_DIR)/gst-link/lib$$l.so; done; \
+	  ln -sf /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4 $(CROSS_DIR)/gst-link/libtcmalloc_minimal.so
 
 ## cross: build the board binary for aarch64 with Debian's rustc (`dist` profile; stripped size reported and held under
 ## SIZE_BUDGET_MB), run every crate's unit tests under qemu, then that binary's `veil detect` under qemu, requiring

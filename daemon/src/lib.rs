@@ -1,6 +1,7 @@
 //! veil: on-device privacy redaction. This library holds the binary's parts; `main.rs` only
 //! parses the command line and dispatches.
 
+pub mod allocator;
 pub mod capture;
 pub mod categories;
 pub mod cli;

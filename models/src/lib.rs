@@ -17,6 +17,7 @@ mod persons;
 mod plan_cache;
 mod plates;
 mod pool2x2;
+mod yunet_stem;
 mod precision;
 mod preprocess;
 mod registry;

@@ -31,9 +31,11 @@ impl YuNet {
     pub fn from_bytes(bytes: &[u8], info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
         let mut onnx = tract_onnx::onnx();
         crate::pool2x2::register(&mut onnx);
-        let model = onnx
-            .model_for_read(&mut Cursor::new(bytes))
-            .map_err(|e| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") })?;
+        crate::yunet_stem::register(&mut onnx);
+        let unavailable = |e: TractError| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") };
+        let mut proto = onnx.proto_model_for_read(&mut Cursor::new(bytes)).map_err(unavailable)?;
+        crate::yunet_stem::fuse(&mut proto);
+        let model = onnx.model_for_proto_model(&proto).map_err(unavailable)?;
         let mut options = RunOptions::default();
         if threads > 1 {
             options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));

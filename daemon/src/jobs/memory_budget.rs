@@ -86,15 +86,11 @@ impl Drop for Reservation {
 const TRIM_AFTER_BYTES: u64 = 256 << 20;
 const TRIM_DELAYS: [Duration; 3] = [Duration::from_millis(500), Duration::from_millis(1500), Duration::from_secs(3)];
 
-/// Give the allocator's free pages back to the system. glibc keeps freed memory in its per-thread
-/// arenas, so after a burst of big photos the daemon's resident set stayed at its peak (about
-/// 520 MB after bursts that started from 220 MB) although nothing held it.
+/// Give the allocator's free pages back to the system: allocators keep freed memory for reuse,
+/// so after a burst of big photos the daemon's resident set stayed at its peak (about 520 MB
+/// after bursts that started from 220 MB) although nothing held it.
 fn return_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::allocator::release_free_memory();
 }
 
 impl MemoryBudget {

@@ -32,6 +32,9 @@ export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 # hardware encoder, e.g. v4l2h264enc from -good, works with --encoder / recording.encoder; a Pi
 # camera module needs libcamera's GStreamer element, Jetson's Argus comes with JetPack).
 DEPENDS += "gstreamer1.0 gstreamer1.0-plugins-base pkgconfig-native"
+# The allocator: TCMalloc from gperftools (meta-oe), linked as libtcmalloc_minimal (README,
+# "Camera rate": the memory it saves against the others).
+DEPENDS += "gperftools"
 RDEPENDS:${PN} += "gstreamer1.0-plugins-base-app gstreamer1.0-plugins-base-videoconvertscale \
     gstreamer1.0-plugins-base-typefindfunctions gstreamer1.0-plugins-base-playback gstreamer1.0-plugins-good-isomp4 \
     gstreamer1.0-plugins-good-jpeg gstreamer1.0-plugins-good-rtsp gstreamer1.0-plugins-good-rtp \
