@@ -71,7 +71,7 @@ impl Detector for Codes {
                     .find(|f| f.format == r.format && f.content == r.text && overlaps_or_touches(&f.bbox, &region));
                 match same {
                     Some(f) => {
-                        let united = union(&f.bbox, &region);
+                        let united = f.bbox.union(&region);
                         grew |= united != f.bbox;
                         f.bbox = united;
                     }
@@ -272,10 +272,6 @@ fn is_linear(format: &BarcodeFormat) -> bool {
             | BarcodeFormat::PDF_417
             | BarcodeFormat::MAXICODE
     )
-}
-
-fn union(a: &BBox, b: &BBox) -> BBox {
-    BBox { x1: a.x1.min(b.x1), y1: a.y1.min(b.y1), x2: a.x2.max(b.x2), y2: a.y2.max(b.y2) }
 }
 
 fn overlaps_or_touches(a: &BBox, b: &BBox) -> bool {

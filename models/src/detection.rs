@@ -89,11 +89,19 @@ impl BBox {
     pub fn area(&self) -> f32 {
         self.width() * self.height()
     }
-    /// Intersection over union with `other` (0 when either is empty).
-    pub fn iou(&self, other: &BBox) -> f32 {
+    /// Area of the overlap with `other` (0 when they do not overlap).
+    pub fn intersection_area(&self, other: &BBox) -> f32 {
         let iw = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
         let ih = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
-        let inter = iw * ih;
+        iw * ih
+    }
+    /// The smallest box covering both.
+    pub fn union(&self, other: &BBox) -> BBox {
+        BBox { x1: self.x1.min(other.x1), y1: self.y1.min(other.y1), x2: self.x2.max(other.x2), y2: self.y2.max(other.y2) }
+    }
+    /// Intersection over union with `other` (0 when either is empty).
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let inter = self.intersection_area(other);
         let union = self.area() + other.area() - inter;
         if union <= 0.0 {
             0.0

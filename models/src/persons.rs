@@ -264,16 +264,11 @@ fn join_tile_parts(kept: Vec<(Detection, bool)>) -> Vec<Detection> {
     for (d, cut) in by_size {
         let area = d.bbox.area();
         let host = cut
-            .then(|| out.iter_mut().find(|o| area > 0.0 && intersection(&o.bbox, &d.bbox) >= PART_OF * area))
+            .then(|| out.iter_mut().find(|o| area > 0.0 && o.bbox.intersection_area(&d.bbox) >= PART_OF * area))
             .flatten();
         match host {
             Some(o) => {
-                o.bbox = BBox {
-                    x1: o.bbox.x1.min(d.bbox.x1),
-                    y1: o.bbox.y1.min(d.bbox.y1),
-                    x2: o.bbox.x2.max(d.bbox.x2),
-                    y2: o.bbox.y2.max(d.bbox.y2),
-                };
+                o.bbox = o.bbox.union(&d.bbox);
                 o.score = o.score.max(d.score);
             }
             None => out.push(d),
@@ -283,11 +278,6 @@ fn join_tile_parts(kept: Vec<(Detection, bool)>) -> Vec<Detection> {
     out
 }
 
-fn intersection(a: &BBox, b: &BBox) -> f32 {
-    let iw = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
-    let ih = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
-    iw * ih
-}
 
 #[cfg(test)]
 mod tests {

@@ -97,10 +97,6 @@ fn shifted(b: &BBox, (dx, dy): (f32, f32)) -> BBox {
     BBox { x1: b.x1 + dx, y1: b.y1 + dy, x2: b.x2 + dx, y2: b.y2 + dy }
 }
 
-fn union(a: &BBox, b: &BBox) -> BBox {
-    BBox { x1: a.x1.min(b.x1), y1: a.y1.min(b.y1), x2: a.x2.max(b.x2), y2: a.y2.max(b.y2) }
-}
-
 fn grown(b: &BBox, gx: f32, gy: f32) -> BBox {
     BBox { x1: b.x1 - gx, y1: b.y1 - gy, x2: b.x2 + gx, y2: b.y2 + gy }
 }
@@ -204,7 +200,7 @@ impl Tracker {
                     track.score = det.score;
                     track.missed = 0;
                     track.carried = 0;
-                    let cover = union(&det.bbox, &smooth);
+                    let cover = det.bbox.union(&smooth);
                     let (gx, gy) = (track.velocity.0.abs() * cfg.motion_margin, track.velocity.1.abs() * cfg.motion_margin);
                     masks.push(MaskBox {
                         track_id: track.id,
@@ -235,7 +231,7 @@ impl Tracker {
                     masks.push(MaskBox {
                         track_id: track.id,
                         category: track.category,
-                        bbox: grown(&union(&pred, &ahead), gx, gy),
+                        bbox: grown(&pred.union(&ahead), gx, gy),
                         score: track.score,
                         missed: track.missed,
                     });
