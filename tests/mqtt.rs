@@ -41,7 +41,7 @@ fn status_telemetry_discovery_and_the_last_will() {
     assert!(t["process_rss_mb"].as_u64().unwrap() > 0, "{t}");
     assert!(t["disk_free_mb"].as_u64().is_some(), "{t}");
     assert_eq!(t["capture"], "none", "no camera configured: {t}");
-    assert_eq!(t["backend"], "yunet+plates+codes+text-fp32");
+    assert_eq!(t["backend"], "yunet+plates+codes+text+persons-fp32");
     for key in ["cpu_percent", "load_1m", "temperature_c", "uptime_s", "fps_in", "fps_out", "dropped_frames", "inference_p95_ms", "queue_depth", "jobs_pending", "events_queued"] {
         assert!(t.get(key).is_some(), "telemetry lacks {key}: {t}");
     }
@@ -253,7 +253,7 @@ fn a_camera_run_publishes_results_and_a_redacted_snapshot_but_never_raw_pixels()
     sub.wait_for(&format!("{p}/status"), WAIT, is_online);
     sub.wait_for(&format!("{p}/events"), WAIT, |m| m.json()["reason"] == "daemon started");
     let first = sub.wait_for(&format!("{p}/detections"), Duration::from_secs(60), |m| m.json()["count"].as_u64() >= Some(6)).json();
-    assert_eq!(first["backend"], "yunet+plates+codes+text-fp32");
+    assert_eq!(first["backend"], "yunet+plates+codes+text+persons-fp32");
     let gt = ground_truth("group6.gt");
     let (w, h) = image::image_dimensions(photo("group6.jpg")).unwrap();
     // Boxes are fractions of the frame and land on the labelled faces.

@@ -92,7 +92,8 @@ fn people_small_in_a_big_frame_are_found_in_its_tiles() {
 #[test]
 fn maskit_humans_and_piiblur_people_mask_whole_people() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Daemon::start(&tmp.path().join("state"), &["--backend", "yunet+persons"]);
+    // The daemon's default backend: people are among what it serves.
+    let d = Daemon::start(&tmp.path().join("state"), &[]);
     let (_, usage) = d.get("/api/v1/usage");
     assert!(usage.contains("\"people\""), "people is not offered: {usage}");
 

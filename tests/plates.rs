@@ -190,6 +190,11 @@ fn a_face_only_backend_refuses_plate_requests() {
     let form = Form::new().part("image", file_part(&plate_photo("cz", "skoda.png"))).text("licensePlates", "true");
     let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
     assert_eq!(s, 422, "{body}");
+    // So does MaskIt's `humans` on a backend without people, naming what it serves.
+    let form = Form::new().part("image", file_part(&plate_photo("cz", "skoda.png"))).text("humans", "true");
+    let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["supported"], serde_json::json!(["faces"]), "{body}");
     // Left out, licensePlates follows the backend: a faces-only device takes the request.
     let form = Form::new().part("image", file_part(&plate_photo("cz", "skoda.png")));
     let (s, body) = json(c.post(d.url("/api/v1/masking/process-image")).header("X-Api-Key", &d.key).multipart(form).send().unwrap());

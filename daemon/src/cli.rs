@@ -384,7 +384,7 @@ pub struct BenchCmd {
     #[arg(long, default_value = "auto")]
     pub scale: DetectScale,
     /// Backends timed per stage (comma separated; default yunet,centerface,persons), or the backend of --pipeline,
-    /// --flicker and --clip (default there: the daemon's, yunet+plates+codes+text).
+    /// --flicker and --clip (default there: the daemon's, yunet+plates+codes+text+persons).
     #[arg(long)]
     pub backend: Option<String>,
     /// Instead of per-stage timings: the whole pipeline flat out over these frames (a

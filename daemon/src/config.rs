@@ -145,7 +145,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         let p = DetectParams::default();
         Self {
-            backend: "yunet+plates+codes+text".into(),
+            backend: "yunet+plates+codes+text+persons".into(),
             precision: "auto".into(),
             confidence: p.confidence,
             nms_threshold: p.nms_threshold,

@@ -28,6 +28,9 @@ pub struct ModelArtifact {
     /// File name, looked up in the store's directories.
     pub file: String,
     pub sha256: String,
+    /// Where the source tree puts it and the make target that does, e.g. `models/cache (make persons)`.
+    #[serde(default)]
+    pub location: String,
 }
 
 /// Where model files are looked up, in order.
@@ -77,15 +80,42 @@ impl ModelStore {
         self.dirs.iter().map(|d| d.join(file)).find(|p| p.is_file())
     }
 
-    /// Read an artifact's bytes, refusing a file whose sha256 differs from the manifest.
-    pub fn read(&self, artifact: &ModelArtifact) -> Result<Vec<u8>, DetectError> {
-        let path = self.locate(&artifact.file).ok_or_else(|| DetectError::ModelUnavailable {
+    /// Check an artifact's file against the manifest's sha256 without holding it: read through a
+    /// small buffer, for a backend that keeps no bytes until its first call.
+    pub fn check(&self, artifact: &ModelArtifact) -> Result<(), DetectError> {
+        use std::io::Read;
+        let path = self.path_of(artifact)?;
+        let unavailable = |e: std::io::Error| DetectError::ModelUnavailable { path: path.display().to_string(), reason: e.to_string() };
+        let mut file = std::fs::File::open(&path).map_err(unavailable)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match file.read(&mut buf).map_err(unavailable)? {
+                0 => break,
+                n => hasher.update(&buf[..n]),
+            }
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != artifact.sha256 {
+            return Err(DetectError::ChecksumMismatch { name: path.display().to_string(), expected: artifact.sha256.clone(), actual });
+        }
+        Ok(())
+    }
+
+    fn path_of(&self, artifact: &ModelArtifact) -> Result<PathBuf, DetectError> {
+        self.locate(&artifact.file).ok_or_else(|| DetectError::ModelUnavailable {
             path: artifact.file.clone(),
             reason: format!(
-                "not found in {} (run `make models` to fetch and build the model files)",
-                self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+                "not found in {} (in a checkout it goes to {}; on a board, install it into /usr/share/veil/models)",
+                self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+                if artifact.location.is_empty() { "models/cache (make models)" } else { &artifact.location },
             ),
-        })?;
+        })
+    }
+
+    /// Read an artifact's bytes, refusing a file whose sha256 differs from the manifest.
+    pub fn read(&self, artifact: &ModelArtifact) -> Result<Vec<u8>, DetectError> {
+        let path = self.path_of(artifact)?;
         let bytes = std::fs::read(&path)
             .map_err(|e| DetectError::ModelUnavailable { path: path.display().to_string(), reason: e.to_string() })?;
         let actual = sha256_hex(&bytes);

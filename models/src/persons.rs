@@ -4,7 +4,6 @@
 //! boxes decoded from its distance distributions at strides 8, 16 and 32.
 
 use std::io::Cursor;
-use std::sync::Arc;
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
@@ -16,7 +15,7 @@ use crate::nms;
 use crate::params::{DetectParams, Tiling};
 use crate::plan_cache::{Plan, PlanCache};
 use crate::preprocess::RgbImage;
-use crate::registry::BackendInfo;
+use crate::registry::{BackendInfo, ModelFile};
 use crate::resample::{region_tensor, ChannelOrder, Region};
 use crate::{DetectOutput, Detector, StageTimings};
 
@@ -56,8 +55,8 @@ pub struct Persons {
 }
 
 impl Persons {
-    pub fn from_bytes(bytes: &Arc<[u8]>, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        Ok(Self { info, plans: LazyNetwork::new(bytes, threads) })
+    pub fn new(file: &ModelFile, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
+        Ok(Self { info, plans: LazyNetwork::new(file, threads)? })
     }
 
     fn plan(&self) -> Result<Plan, DetectError> {

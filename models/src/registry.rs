@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::artifacts::{sha256_hex, ModelStore};
+use crate::artifacts::{ModelArtifact, ModelStore};
 use crate::centerface::CenterFace;
 use crate::codes::Codes;
 use crate::detection::Category;
@@ -64,9 +64,37 @@ impl Detector for Probed {
     }
 }
 
-/// Builds a detector from model bytes (empty for a backend without weights; shared by every
-/// detector built from the same file while one lives), its facts and a thread count.
-type BuildFn = fn(&Arc<[u8]>, BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>;
+/// A backend's model file, read when the backend asks for it: at build for the networks built at
+/// once, at the first call for those built on first use (`text`, `persons`), so a daemon holds
+/// no bytes of a network it has not run.
+#[derive(Clone)]
+pub struct ModelFile {
+    registry: Registry,
+    /// `None` for a backend without weights (`codes`).
+    artifact: Option<ModelArtifact>,
+}
+
+impl ModelFile {
+    /// The file's bytes, its sha256 checked (shared with any live detector holding them already;
+    /// empty for a backend without weights).
+    pub fn bytes(&self) -> Result<Arc<[u8]>, DetectError> {
+        match &self.artifact {
+            Some(a) => self.registry.file(a),
+            None => Ok(Arc::from(&[][..])),
+        }
+    }
+
+    /// Fails as [`Self::bytes`] would (a missing or altered file) without keeping the bytes.
+    pub fn check(&self) -> Result<(), DetectError> {
+        match &self.artifact {
+            Some(a) => self.registry.store.check(a),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Builds a detector from its model file, its facts and a thread count.
+type BuildFn = fn(&ModelFile, BackendInfo, usize) -> Result<Arc<dyn Detector>, DetectError>;
 
 /// A backend family veil knows how to build.
 struct BackendKind {
@@ -90,7 +118,7 @@ const KINDS: &[BackendKind] = &[
         input_multiple: 32,
         input_layout: "NCHW float32 BGR 0..255",
         model: Some("yunet"),
-        build: |bytes, info, threads| Ok(Arc::new(YuNet::from_bytes(bytes, info, threads)?)),
+        build: |file, info, threads| Ok(Arc::new(YuNet::from_bytes(&file.bytes()?, info, threads)?)),
     },
     BackendKind {
         name: "centerface",
@@ -98,7 +126,7 @@ const KINDS: &[BackendKind] = &[
         input_multiple: 32,
         input_layout: "NCHW float32 RGB 0..255",
         model: Some("centerface"),
-        build: |bytes, info, threads| Ok(Arc::new(CenterFace::from_bytes(bytes, info, threads)?)),
+        build: |file, info, threads| Ok(Arc::new(CenterFace::from_bytes(&file.bytes()?, info, threads)?)),
     },
     BackendKind {
         name: "plates",
@@ -106,7 +134,7 @@ const KINDS: &[BackendKind] = &[
         input_multiple: 32,
         input_layout: "NCHW float32 BGR (x/255-0.5)/0.5 after CLAHE on L; long side 1600 at native scale",
         model: Some("plates"),
-        build: |bytes, info, threads| Ok(Arc::new(Plates::from_bytes(bytes, info, threads)?)),
+        build: |file, info, threads| Ok(Arc::new(Plates::from_bytes(&file.bytes()?, info, threads)?)),
     },
     BackendKind {
         name: "text",
@@ -114,7 +142,7 @@ const KINDS: &[BackendKind] = &[
         input_multiple: 32,
         input_layout: "the plates model: NCHW float32 BGR (x/255-0.5)/0.5 after CLAHE on L; long side 1600 at native scale",
         model: Some("plates"),
-        build: |bytes, info, threads| Ok(Arc::new(Text::from_bytes(bytes, info, threads)?)),
+        build: |file, info, threads| Ok(Arc::new(Text::new(file, info, threads)?)),
     },
     BackendKind {
         name: "persons",
@@ -122,7 +150,7 @@ const KINDS: &[BackendKind] = &[
         input_multiple: 416,
         input_layout: "NCHW float32 BGR (x-mean)/std (NanoDet's), the image letterboxed into 416x416",
         model: Some("persons"),
-        build: |bytes, info, threads| Ok(Arc::new(Persons::from_bytes(bytes, info, threads)?)),
+        build: |file, info, threads| Ok(Arc::new(Persons::new(file, info, threads)?)),
     },
     BackendKind {
         name: "codes",
@@ -141,9 +169,9 @@ pub const ENSEMBLE_SEPARATOR: char = '+';
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     store: ModelStore,
-    /// Model files read (and checked) for a detector that may still live, by sha256: the
-    /// backends that keep their file's bytes until first use (`text`, `persons`) share one copy
-    /// across the daemon's detectors instead of one each.
+    /// Model files read (and checked) and possibly still held, by sha256: two detectors reading
+    /// the same file while one holds it (a backend's plan cache, the plates and text networks
+    /// built together) share one copy.
     files: Arc<Mutex<Vec<(String, Weak<[u8]>)>>>,
 }
 
@@ -225,7 +253,8 @@ impl Registry {
         let kind =
             KINDS.iter().find(|k| k.name == name).ok_or_else(|| DetectError::UnknownBackend(name.to_string()))?;
         let Some(model) = kind.model else {
-            return (kind.build)(&Arc::from(&[][..]), self.info_for(kind, Precision::Auto, CODES_VERSION.into(), String::new()), threads);
+            let file = ModelFile { registry: self.clone(), artifact: None };
+            return (kind.build)(&file, self.info_for(kind, Precision::Auto, CODES_VERSION.into(), String::new()), threads);
         };
         let present: Vec<Precision> = [Precision::Int8, Precision::Fp32]
             .into_iter()
@@ -277,9 +306,9 @@ impl Registry {
             path: format!("{}-{}", model, precision),
             reason: "the manifest lists no such model".into(),
         })?;
-        let bytes = self.file(artifact)?;
-        let info = self.info_for(kind, precision, artifact.version.clone(), sha256_hex(&bytes));
-        (kind.build)(&bytes, info, threads)
+        // The sha256 reported is the manifest's: every read of the file is checked against it.
+        let info = self.info_for(kind, precision, artifact.version.clone(), artifact.sha256.clone());
+        (kind.build)(&ModelFile { registry: self.clone(), artifact: Some(artifact.clone()) }, info, threads)
     }
 }
 

@@ -3,14 +3,12 @@
 //! It runs the plate backend's model file; its network is built on first use, so a daemon that
 //! offers text to uploads carries no second text network until one asks.
 
-use std::sync::Arc;
-
 use crate::detection::{BBox, Category, Detection};
 use crate::error::DetectError;
 use crate::lazy_network::LazyNetwork;
 use crate::params::DetectParams;
 use crate::preprocess::RgbImage;
-use crate::registry::BackendInfo;
+use crate::registry::{BackendInfo, ModelFile};
 use crate::text_map::TextMapNetwork;
 use crate::text_regions::RegionRule;
 use crate::{DetectOutput, Detector};
@@ -25,8 +23,8 @@ pub struct Text {
 }
 
 impl Text {
-    pub fn from_bytes(bytes: &Arc<[u8]>, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        Ok(Self { info, network: LazyNetwork::new(bytes, threads) })
+    pub fn new(file: &ModelFile, info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
+        Ok(Self { info, network: LazyNetwork::new(file, threads)? })
     }
 
     fn network(&self) -> Result<&TextMapNetwork, DetectError> {

