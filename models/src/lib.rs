@@ -16,6 +16,7 @@ mod params;
 mod persons;
 mod plan_cache;
 mod plates;
+mod dp_unit;
 mod pool2x2;
 mod yunet_stem;
 mod precision;

@@ -32,9 +32,11 @@ impl YuNet {
         let mut onnx = tract_onnx::onnx();
         crate::pool2x2::register(&mut onnx);
         crate::yunet_stem::register(&mut onnx);
+        crate::dp_unit::register(&mut onnx);
         let unavailable = |e: TractError| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") };
         let mut proto = onnx.proto_model_for_read(&mut Cursor::new(bytes)).map_err(unavailable)?;
         crate::yunet_stem::fuse(&mut proto);
+        crate::dp_unit::fuse(&mut proto);
         let model = onnx.model_for_proto_model(&proto).map_err(unavailable)?;
         let mut options = RunOptions::default();
         if threads > 1 {

@@ -7,6 +7,8 @@ use tract_hir::internal::*;
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{ModelProto, NodeProto};
 
+use crate::dp_unit::{depthwise, pointwise_on};
+
 /// The op type of the fused node [`fuse`] writes into the graph.
 const OP: &str = "VeilYuNetStem";
 /// Pooled output rows made per band (so a band holds twice as many rows of the block's tensors,
@@ -222,42 +224,31 @@ impl YuNetStem {
                 unsafe { run_avx2(self, input, h, w, output) };
                 return;
             }
-            run_body::<false>(self, input, h, w, output);
+            run_body::<false, false>(self, input, h, w, output);
         }
         // Every aarch64 core has NEON with fused multiply-add.
         #[cfg(not(target_arch = "x86_64"))]
-        run_body::<true>(self, input, h, w, output);
+        run_body::<true, false>(self, input, h, w, output);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn run_avx512(stem: &YuNetStem, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-    run_body::<true>(stem, input, h, w, output)
+    run_body::<true, true>(stem, input, h, w, output)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2(stem: &YuNetStem, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-    run_body::<true>(stem, input, h, w, output)
-}
-
-/// `a * b + c`, fused where the code is compiled for a CPU that has the instruction (without
-/// it, `mul_add` would be a library call per element).
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
+    run_body::<true, false>(stem, input, h, w, output)
 }
 
 /// The block over one image, band by band. Rows of the block's tensors: `h2` x `w2` after the
 /// stride-2 convolution; each band computes the 1x1 output for its rows plus one row above and
 /// below (zero outside the image), then the depthwise kernel, ReLU and the pool row by row.
 #[inline(always)]
-fn run_body<const FMA: bool>(stem: &YuNetStem, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
+fn run_body<const FMA: bool, const AVX512: bool>(stem: &YuNetStem, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
     let (xc, c) = (stem.x_channels, stem.channels);
     let (h2, w2) = (h.div_ceil(2), w.div_ceil(2));
     let (oh, ow) = (h2 / 2, w2 / 2);
@@ -265,12 +256,14 @@ fn run_body<const FMA: bool>(stem: &YuNetStem, input: &[f32], h: usize, w: usize
     let rows = 2 * BAND + 2;
     let stride = w2 + 2;
     let mut band = vec![0f32; c * rows * stride];
-    // One input row split into even columns and odd columns (a zero first), for each channel
-    // and kernel row: the stride-2 taps then read contiguous memory.
-    let mut even = vec![0f32; xc * 3 * w2];
-    let mut odd = vec![0f32; xc * 3 * (w2 + 1)];
+    // The stride-2 convolution's taps for one output row: for each input channel, kernel row and
+    // kernel column, the w2 input values it multiplies (columns 2x-1, 2x, 2x+1; zero outside),
+    // so the convolution is a 1x1 convolution of 9 x X "channels" ([`pointwise`]).
+    let taps = xc * 9;
+    let mut tap_rows = vec![0f32; taps * w2];
     let mut conv = vec![0f32; c * w2];
     let mut row_c = vec![0f32; 2 * w2];
+    let zeros = vec![0f32; stride];
     let plane = h * w;
     let mut p0 = 0;
     while p0 < oh {
@@ -283,74 +276,44 @@ fn run_body<const FMA: bool>(stem: &YuNetStem, input: &[f32], h: usize, w: usize
             // The stride-2 convolution's row r reads input rows 2r-1, 2r, 2r+1.
             for ch in 0..xc {
                 for ky in 0..3 {
-                    let e = &mut even[(ch * 3 + ky) * w2..(ch * 3 + ky + 1) * w2];
-                    let o = &mut odd[(ch * 3 + ky) * (w2 + 1)..(ch * 3 + ky + 1) * (w2 + 1)];
+                    let t = (ch * 3 + ky) * 3;
+                    let [left, mid, right] = tap_rows[t * w2..(t + 3) * w2].chunks_exact_mut(w2).collect::<Vec<_>>().try_into().expect("three");
                     let y = (2 * r + ky) as isize - 1;
                     if y < 0 || y as usize >= h {
-                        e.fill(0.0);
-                        o.fill(0.0);
+                        left.fill(0.0);
+                        mid.fill(0.0);
+                        right.fill(0.0);
                         continue;
                     }
                     let src = &input[ch * plane + y as usize * w..ch * plane + (y as usize + 1) * w];
-                    o[0] = 0.0;
                     for x in 0..w2 {
-                        e[x] = src[2 * x];
-                        o[x + 1] = if 2 * x + 1 < w { src[2 * x + 1] } else { 0.0 };
+                        left[x] = if x > 0 { src[2 * x - 1] } else { 0.0 };
+                        mid[x] = src[2 * x];
+                        right[x] = if 2 * x + 1 < w { src[2 * x + 1] } else { 0.0 };
                     }
                 }
             }
-            for oc in 0..c {
-                let acc = &mut conv[oc * w2..(oc + 1) * w2];
-                acc.fill(stem.b0[oc]);
-                for ch in 0..xc {
-                    for ky in 0..3 {
-                        let k = &stem.w0[((oc * xc + ch) * 3 + ky) * 3..][..3];
-                        let e = &even[(ch * 3 + ky) * w2..][..w2];
-                        let o = &odd[(ch * 3 + ky) * (w2 + 1)..][..w2 + 1];
-                        let (left, right) = (&o[..w2], &o[1..]);
-                        for x in 0..w2 {
-                            acc[x] = madd::<FMA>(k[2], right[x], madd::<FMA>(k[1], e[x], madd::<FMA>(k[0], left[x], acc[x])));
-                        }
-                    }
-                }
-                acc.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
+            pointwise_on::<FMA, AVX512>(&stem.w0, &stem.b0, taps, w2, &tap_rows, |t| t * w2, &mut conv, |oc| oc * w2);
+            conv.iter_mut().for_each(|v| *v = v.max(0.0));
             // The 1x1 convolution into the band's row (column 0 and the last stay zero).
             let slot = r - r0;
-            for oc in 0..c {
-                let dst = &mut band[(oc * rows + slot) * stride..][..stride];
-                dst[0] = 0.0;
-                dst[stride - 1] = 0.0;
-                let dst = &mut dst[1..=w2];
-                dst.fill(stem.b1[oc]);
-                for ic in 0..c {
-                    let k = stem.w1[oc * c + ic];
-                    let src = &conv[ic * w2..(ic + 1) * w2];
-                    for x in 0..w2 {
-                        dst[x] = madd::<FMA>(k, src[x], dst[x]);
-                    }
-                }
-            }
+            pointwise_on::<FMA, AVX512>(&stem.w1, &stem.b1, c, w2, &conv, |ic| ic * w2, &mut band, |oc| (oc * rows + slot) * stride + 1);
         }
         // Depthwise 3x3 + ReLU on the rows [c_lo, c_hi), pooled in pairs.
         for oc in 0..c {
             let k = &stem.w2[oc * 9..oc * 9 + 9];
             let bias = stem.b2[oc];
-            let row = |r: isize| -> Option<&[f32]> {
-                (r >= r0 as isize && (r as usize) < r1).then(|| &band[(oc * rows + r as usize - r0) * stride..][..stride])
+            let row = |r: isize| -> &[f32] {
+                if r >= r0 as isize && (r as usize) < r1 {
+                    &band[(oc * rows + r as usize - r0) * stride..][..stride]
+                } else {
+                    &zeros
+                }
             };
             for p in p0..p1 {
                 for half in 0..2 {
                     let r = (2 * p + half) as isize;
-                    let dst = &mut row_c[half * w2..(half + 1) * w2];
-                    dst.fill(bias);
-                    for ky in 0..3 {
-                        let Some(src) = row(r + ky as isize - 1) else { continue };
-                        let (a, b, cc) = (k[3 * ky], k[3 * ky + 1], k[3 * ky + 2]);
-                        for x in 0..w2 {
-                            dst[x] = madd::<FMA>(cc, src[x + 2], madd::<FMA>(b, src[x + 1], madd::<FMA>(a, src[x], dst[x])));
-                        }
-                    }
+                    depthwise::<FMA>(k, bias, 0.0, [row(r - 1), row(r), row(r + 1)], &mut row_c[half * w2..(half + 1) * w2]);
                 }
                 let (top, bottom) = row_c.split_at(w2);
                 let out = &mut output[(oc * oh + p) * ow..][..ow];
