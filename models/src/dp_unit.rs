@@ -260,40 +260,48 @@ impl TypedOp for DpUnit {
     as_op!();
 }
 
-impl DpUnit {
-    /// One image: `input` [C_in, h, w] into `output` [C, h', w'] (halved, rounding down, when pooled).
-    fn run(&self, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has the features the function is compiled for (checked just above).
-                unsafe { run_avx512(self, input, h, w, output) };
-                return;
+/// `run(&self, input, h, w, output)` for a fused op whose body is `run_body::<FMA, AVX512>`
+/// (one image, `input` [C_in, h, w] into `output`): the body compiled for AVX-512, for AVX2, or
+/// plainly, chosen by what the CPU has (every aarch64 core has NEON with fused multiply-add).
+macro_rules! simd_entry_points {
+    ($op:ty) => {
+        impl $op {
+            fn run(&self, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+                        // SAFETY: the CPU has the features the function is compiled for (checked just above).
+                        unsafe { run_avx512(self, input, h, w, output) };
+                        return;
+                    }
+                    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                        // SAFETY: as above.
+                        unsafe { run_avx2(self, input, h, w, output) };
+                        return;
+                    }
+                    run_body::<false, false>(self, input, h, w, output);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                run_body::<true, false>(self, input, h, w, output);
             }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: as above.
-                unsafe { run_avx2(self, input, h, w, output) };
-                return;
-            }
-            run_body::<false, false>(self, input, h, w, output);
         }
-        // Every aarch64 core has NEON with fused multiply-add.
-        #[cfg(not(target_arch = "x86_64"))]
-        run_body::<true, false>(self, input, h, w, output);
-    }
-}
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn run_avx512(unit: &DpUnit, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-    run_body::<true, true>(unit, input, h, w, output)
-}
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn run_avx512(op: &$op, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
+            run_body::<true, true>(op, input, h, w, output)
+        }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(unit: &DpUnit, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-    run_body::<true, false>(unit, input, h, w, output)
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run_avx2(op: &$op, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
+            run_body::<true, false>(op, input, h, w, output)
+        }
+    };
 }
+pub(crate) use simd_entry_points;
+
+simd_entry_points!(DpUnit);
 
 /// `a * b + c`, fused where the code is compiled for a CPU that has the instruction (without
 /// it, `mul_add` would be a library call per element).
@@ -399,6 +407,24 @@ pub(crate) fn pointwise_on<const FMA: bool, const AVX512: bool>(
     pointwise::<FMA>(weights, bias, c_in, n, src, src_at, dst, dst_at)
 }
 
+/// The explicit kernels' row pointers: input channel `ic`'s `n` values and output channel `oc`'s,
+/// each row bounds-checked here, once, so the loops may read and write inside them unchecked.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(clippy::too_many_arguments)]
+fn row_pointers(
+    c_in: usize,
+    c: usize,
+    n: usize,
+    src: &[f32],
+    src_at: &impl Fn(usize) -> usize,
+    dst: &mut [f32],
+    dst_at: &impl Fn(usize) -> usize,
+) -> (Vec<*const f32>, Vec<*mut f32>) {
+    let rows = (0..c_in).map(|ic| src[src_at(ic)..][..n].as_ptr()).collect();
+    let outs = (0..c).map(|oc| dst[dst_at(oc)..][..n].as_mut_ptr()).collect();
+    (rows, outs)
+}
+
 /// [`pointwise`] written with AVX-512 instructions: four output channels by 32 pixels (eight
 /// registers of sums, enough independent chains to keep both multiply-add units busy), then 16,
 /// then a masked tail; each weight broadcast once per input channel and block.
@@ -421,9 +447,7 @@ pub(crate) unsafe fn pointwise_avx512(
     use std::arch::x86_64::*;
     let c = bias.len();
     assert!(weights.len() >= c * c_in);
-    // Every row is bounds-checked here, once; the loops below read and write inside them.
-    let rows: Vec<*const f32> = (0..c_in).map(|ic| src[src_at(ic)..][..n].as_ptr()).collect();
-    let outs: Vec<*mut f32> = (0..c).map(|oc| dst[dst_at(oc)..][..n].as_mut_ptr()).collect();
+    let (rows, outs) = row_pointers(c_in, c, n, src, &src_at, dst, &dst_at);
     let tail = (n % 16) as u32;
     let mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
     let mut oc = 0;
@@ -496,9 +520,7 @@ pub(crate) fn pointwise_neon(
     use std::arch::aarch64::*;
     let c = bias.len();
     assert!(weights.len() >= c * c_in);
-    // Every row is bounds-checked here, once; the loops below read and write inside them.
-    let rows: Vec<*const f32> = (0..c_in).map(|ic| src[src_at(ic)..][..n].as_ptr()).collect();
-    let outs: Vec<*mut f32> = (0..c).map(|oc| dst[dst_at(oc)..][..n].as_mut_ptr()).collect();
+    let (rows, outs) = row_pointers(c_in, c, n, src, &src_at, dst, &dst_at);
     let mut oc = 0;
     while oc + 4 <= c {
         let w = &weights[oc * c_in..(oc + 4) * c_in];

@@ -7,7 +7,7 @@ use tract_hir::internal::*;
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{ModelProto, NodeProto};
 
-use crate::dp_unit::{depthwise, pointwise_on};
+use crate::dp_unit::{depthwise, pointwise_on, simd_entry_points};
 
 /// The op type of the fused node [`fuse`] writes into the graph.
 const OP: &str = "VeilYuNetStem";
@@ -209,40 +209,8 @@ impl TypedOp for YuNetStem {
     as_op!();
 }
 
-impl YuNetStem {
-    /// One image: `input` [X, h, w] into `output` [C, h/4, w/4] (rounded as [`out_side`]).
-    fn run(&self, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has the features the function is compiled for (checked just above).
-                unsafe { run_avx512(self, input, h, w, output) };
-                return;
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: as above.
-                unsafe { run_avx2(self, input, h, w, output) };
-                return;
-            }
-            run_body::<false, false>(self, input, h, w, output);
-        }
-        // Every aarch64 core has NEON with fused multiply-add.
-        #[cfg(not(target_arch = "x86_64"))]
-        run_body::<true, false>(self, input, h, w, output);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn run_avx512(stem: &YuNetStem, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-    run_body::<true, true>(stem, input, h, w, output)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(stem: &YuNetStem, input: &[f32], h: usize, w: usize, output: &mut [f32]) {
-    run_body::<true, false>(stem, input, h, w, output)
-}
+// `run`: one image, `input` [X, h, w] into `output` [C, h/4, w/4] (rounded as [`out_side`]).
+simd_entry_points!(YuNetStem);
 
 /// The block over one image, band by band. Rows of the block's tensors: `h2` x `w2` after the
 /// stride-2 convolution; each band computes the 1x1 output for its rows plus one row above and
@@ -277,7 +245,8 @@ fn run_body<const FMA: bool, const AVX512: bool>(stem: &YuNetStem, input: &[f32]
             for ch in 0..xc {
                 for ky in 0..3 {
                     let t = (ch * 3 + ky) * 3;
-                    let [left, mid, right] = tap_rows[t * w2..(t + 3) * w2].chunks_exact_mut(w2).collect::<Vec<_>>().try_into().expect("three");
+                    let (left, rest) = tap_rows[t * w2..(t + 3) * w2].split_at_mut(w2);
+                    let (mid, right) = rest.split_at_mut(w2);
                     let y = (2 * r + ky) as isize - 1;
                     if y < 0 || y as usize >= h {
                         left.fill(0.0);
