@@ -158,3 +158,23 @@ fn the_plates_backend_masks_every_fetched_plate() {
     assert!(all["precision"].as_f64().unwrap() >= 0.5, "{v}");
     assert!(v["detector"].as_str().unwrap().starts_with("plates-fp32"), "{v}");
 }
+
+#[test]
+fn the_plate_detector_in_bands_still_masks_the_fetched_plates() {
+    // camera.plate_band_rows: the network worked in horizontal bands (less memory); at 128 rows
+    // a 1280-wide photo is cut into about ten, so most plates lie across a cut.
+    let set = root().join("tests/fixtures/cache/plates");
+    assert!(set.join("cz/skoda.txt").is_file(), "run `make fixtures` (make test does)");
+    for rows in ["224", "128"] {
+        let v = eval_json(&set, &["--backend", "plates", "--plate-long-side", "1280", "--plate-band-rows", rows]);
+        let all = v["regions"].as_array().unwrap().iter().find(|r| r["region"] == "all").unwrap().clone();
+        assert_eq!(all["plates"].as_u64(), Some(19), "{v}");
+        let share = all["fully_masked_share"].as_f64().unwrap();
+        assert!(share >= 0.94, "bands of {rows} rows: only {:.0} % of the plates fully masked: {v}", share * 100.0);
+        assert!(all["precision"].as_f64().unwrap() >= 0.5, "bands of {rows} rows: {v}");
+    }
+    // A band too thin to keep anything beyond the rows bands share is refused, not run.
+    let out = veil(&["detect", "--backend", "plates", "--plate-band-rows", "64", set.join("cz/skoda.png").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plate_band_rows"));
+}

@@ -90,6 +90,10 @@ pub struct DetectorArgs {
     /// The plate detector's input long side (default 1600; the camera uses camera.plate_long_side).
     #[arg(long)]
     pub plate_long_side: Option<u32>,
+    /// Work the plate detector's input in horizontal bands of at most this many network rows
+    /// (less memory, some more time; default: one pass; the camera uses camera.plate_band_rows).
+    #[arg(long)]
+    pub plate_band_rows: Option<u32>,
     /// Also search the image turned by these quarter turns (e.g. `90,180,270` or `all`): faces
     /// lying on their side or upside down; each turn costs one more detection.
     #[arg(long, default_value = "0")]
@@ -112,6 +116,7 @@ impl DetectorArgs {
             tile: self.tile,
             tiny_confidence: self.tiny_confidence,
             plate_long_side: self.plate_long_side,
+            plate_band_rows: self.plate_band_rows,
             rotations: self.detect_rotations,
             ..DetectParams::default()
         }
@@ -409,6 +414,9 @@ pub struct BenchCmd {
     /// Plates in every Nth frame for --clip (camera.plates_every).
     #[arg(long, default_value_t = crate::config::DEFAULT_PLATES_EVERY)]
     pub plates_every: u32,
+    /// The plate detector's band rows for --clip (camera.plate_band_rows; 0 = one pass).
+    #[arg(long, default_value_t = 0)]
+    pub plate_band_rows: u32,
     /// Inference threads for --pipeline and --flicker (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

@@ -229,6 +229,10 @@ pub struct CameraConfig {
     /// The plate detector's input long side in the camera (uploads use 1600, which finds a few
     /// more plates at about twice the cost).
     pub plate_long_side: u32,
+    /// The plate detector works the frame in horizontal bands of at most this many network rows
+    /// (0: one pass). Lowers the camera's peak memory and costs frames (README, "Camera rate":
+    /// memory, measured).
+    pub plate_band_rows: u32,
     /// The camera is mounted turned: its frames are turned this many degrees clockwise (0, 90,
     /// 180 or 270) as they are captured, before detection and every sink.
     pub rotation: u16,
@@ -266,6 +270,7 @@ impl Default for CameraConfig {
             detect_workers: 0,
             plates_every: DEFAULT_PLATES_EVERY,
             plate_long_side: DEFAULT_PLATE_LONG_SIDE,
+            plate_band_rows: 0,
             rotation: 0,
         }
     }
@@ -581,6 +586,9 @@ impl Config {
             if !(320..=4096).contains(&cam.plate_long_side) {
                 anyhow::bail!("camera.plate_long_side must be within 320..4096");
             }
+            if cam.plate_band_rows != 0 && !(96..=4096).contains(&cam.plate_band_rows) {
+                anyhow::bail!("camera.plate_band_rows must be 0 (one pass) or within 96..4096");
+            }
             cam.pixel_formats()?;
         }
         if !(1..=100).contains(&self.spool.quality) {
@@ -770,6 +778,18 @@ mod tests {
         c.validate().unwrap();
         assert!(c.camera.is_none());
         assert_eq!(c.server.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn camera_plate_bands_are_off_or_thick_enough_to_keep_rows() {
+        let with = |rows: u32| -> anyhow::Result<()> {
+            let c: Config = toml::from_str(&format!("[camera]\nsource = \"test-pattern\"\nplate_band_rows = {rows}")).unwrap();
+            c.validate()
+        };
+        with(0).unwrap();
+        with(224).unwrap();
+        let err = with(64).unwrap_err().to_string();
+        assert!(err.contains("camera.plate_band_rows"), "{err}");
     }
 
     #[test]

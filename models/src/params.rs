@@ -155,6 +155,10 @@ pub struct DetectParams {
     /// The plate detector's input long side at the auto and native scales (`None`: 1600, the
     /// most plates found; a camera bounds it to its frame's size to keep its rate).
     pub plate_long_side: Option<u32>,
+    /// The plate (and text) detector works its input in horizontal bands of at most this many
+    /// network rows (`None`: one pass). Its tensors shrink with the rows; the bands share 32
+    /// rows, which costs time (README, "Camera rate": memory).
+    pub plate_band_rows: Option<u32>,
     /// The categories to look for; `None` = every category the detector finds. Asking a detector
     /// for a category it cannot find is an error, never a silent empty answer.
     pub categories: Option<CategorySet>,
@@ -195,6 +199,7 @@ impl Default for DetectParams {
             tiny_confidence: DEFAULT_TINY_CONFIDENCE,
             max_network_pixels: 16 * 1024 * 1024,
             plate_long_side: None,
+            plate_band_rows: None,
             categories: None,
             rotations: crate::rotations::Rotations::NONE,
             text_confidence: DEFAULT_TEXT_CONFIDENCE,
@@ -222,6 +227,9 @@ impl DetectParams {
         }
         if self.plate_long_side.is_some_and(|l| !(32..=4096).contains(&l)) {
             return Err(DetectError::InvalidParam("plate_long_side must be within 32..=4096".into()));
+        }
+        if self.plate_band_rows.is_some_and(|r| !(96..=4096).contains(&r)) {
+            return Err(DetectError::InvalidParam("plate_band_rows must be within 96..=4096".into()));
         }
         unit("nms_threshold", self.nms_threshold)
     }

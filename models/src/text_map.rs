@@ -20,6 +20,34 @@ use crate::{DetectOutput, StageTimings};
 /// text, and the recipe was measured at this size (README, "Licence plates").
 pub const DEFAULT_LONG_SIDE: u32 = 1600;
 
+/// Network rows neighbouring bands share ([`bands`]): text crossing a cut is seen whole, or
+/// nearly, by one of them (README, "Camera rate": memory, the coverage measured).
+pub const BAND_OVERLAP: u32 = 32;
+
+/// One horizontal band of a banded pass: network input rows `y0..y0 + rows`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub y0: usize,
+    pub rows: u32,
+}
+
+/// The bands for a network input `h` rows high worked at most `max_rows` rows at a time (one
+/// pass holds tensors in proportion to its rows: about 80 MB at 1280x736): as few as fit, all
+/// the same height (a multiple of 32, so one plan serves them), spread evenly so that
+/// neighbours share at least `overlap` rows. One band (the whole input) when it fits, or when
+/// `max_rows` leaves less than 32 rows beyond the overlaps at both ends.
+pub fn bands(h: u32, max_rows: u32, overlap: u32) -> Vec<Band> {
+    let max_rows = max_rows / 32 * 32;
+    if h <= max_rows || max_rows < 2 * overlap + 32 {
+        return vec![Band { y0: 0, rows: h }];
+    }
+    let n = (h - overlap).div_ceil(max_rows - overlap);
+    let rows = (h + (n - 1) * overlap).div_ceil(n).div_ceil(32) * 32;
+    (0..n)
+        .map(|i| Band { y0: ((i * (h - rows)) as f64 / (n - 1) as f64).round() as usize, rows })
+        .collect()
+}
+
 /// A text probability map: `w` x `h` values in 0..=1, row-major.
 pub struct ProbabilityMap {
     pub values: Vec<f32>,
@@ -63,21 +91,48 @@ impl TextMapNetwork {
         self.plans.get(w, h)
     }
 
-    /// The network's input for `image` stretched to `w` x `h`: bilinear resize, CLAHE on
-    /// lightness, BGR planes scaled to -1..1.
-    pub fn input(image: &RgbImage<'_>, w: u32, h: u32) -> Tensor {
+    /// `image` resized to `w` x `h` with CLAHE on lightness, packed RGB8 (a quarter of the
+    /// float input's bytes; bands are cut from it).
+    fn prepared_rgb(image: &RgbImage<'_>, w: u32, h: u32) -> Vec<u8> {
         let (w, h) = (w as usize, h as usize);
         let mut rgb = resize_rgb(image, w, h);
         equalize_lightness(&mut rgb, w, h, &Clahe::default());
-        let plane = w * h;
+        rgb
+    }
+
+    /// The network input for rows `y0..y0 + rows` of a prepared `w`-wide image: BGR planes
+    /// scaled to -1..1.
+    fn band_input(rgb: &[u8], w: usize, y0: usize, rows: usize) -> Tensor {
+        let plane = w * rows;
         let mut buf = vec![0f32; 3 * plane];
-        for (i, px) in rgb.chunks_exact(3).enumerate() {
+        for (i, px) in rgb[y0 * w * 3..(y0 + rows) * w * 3].chunks_exact(3).enumerate() {
             // Channel order B, G, R.
             for (c, &v) in [px[2], px[1], px[0]].iter().enumerate() {
                 buf[c * plane + i] = v as f32 / 127.5 - 1.0;
             }
         }
-        Tensor::from_shape(&[1, 3, h, w], &buf).expect("shape matches buffer")
+        Tensor::from_shape(&[1, 3, rows, w], &buf).expect("shape matches buffer")
+    }
+
+    /// The probability map of a prepared `w` x `h` image ([`Self::prepared_rgb`]) in one pass,
+    /// or with `max_rows` in the horizontal bands of [`bands`], the higher probability kept
+    /// where two overlap (privacy first: text half seen by one band is not lost).
+    fn map(&self, rgb: &[u8], w: u32, h: u32, max_rows: Option<u32>) -> Result<ProbabilityMap, DetectError> {
+        let layout = max_rows.map_or_else(|| vec![Band { y0: 0, rows: h }], |m| bands(h, m, BAND_OVERLAP));
+        let plan = self.plan(w, layout[0].rows)?;
+        if layout.len() == 1 {
+            return Self::run(&plan, Self::band_input(rgb, w as usize, 0, h as usize), w, h);
+        }
+        let width = w as usize;
+        let mut values = vec![0f32; width * h as usize];
+        for band in &layout {
+            let part = Self::run(&plan, Self::band_input(rgb, width, band.y0, band.rows as usize), w, band.rows)?;
+            let rows = &mut values[band.y0 * width..(band.y0 + band.rows as usize) * width];
+            for (v, &p) in rows.iter_mut().zip(&part.values) {
+                *v = v.max(p);
+            }
+        }
+        Ok(ProbabilityMap { values, w: width, h: h as usize })
     }
 
     /// Run the plan on a prepared input.
@@ -122,11 +177,10 @@ impl TextMapNetwork {
     pub fn text_boxes(&self, image: &RgbImage<'_>, params: &DetectParams, rule: &RegionRule) -> Result<TextBoxes, DetectError> {
         let (nw, nh) = Self::network_size(image.width, image.height, &params.scale, params.plate_long_side);
         params.check_network_size(nw, nh)?;
-        let plan = self.plan(nw, nh)?;
         let t0 = Instant::now();
-        let input = Self::input(image, nw, nh);
+        let rgb = Self::prepared_rgb(image, nw, nh);
         let t1 = Instant::now();
-        let map = Self::run(&plan, input, nw, nh)?;
+        let map = self.map(&rgb, nw, nh, params.plate_band_rows)?;
         let t2 = Instant::now();
         let sx = image.width as f32 / nw as f32;
         let sy = image.height as f32 / nh as f32;
@@ -181,12 +235,56 @@ mod tests {
     fn input_is_bgr_in_minus_one_to_one() {
         let data = [230u8, 20, 20].repeat(128 * 128);
         let img = RgbImage::new(&data, 128, 128).unwrap();
-        let t = TextMapNetwork::input(&img, 128, 128);
+        let t = TextMapNetwork::band_input(&TextMapNetwork::prepared_rgb(&img, 128, 128), 128, 0, 128);
         assert_eq!(t.shape(), &[1, 3, 128, 128]);
         let v = t.to_plain_array_view::<f32>().unwrap();
         let v = v.as_slice().unwrap();
         // Blue plane first: red has little blue; red plane last, near its top.
         assert!(v[0] < -0.7, "{}", v[0]);
         assert!(v[2 * 128 * 128] > 0.7, "{}", v[2 * 128 * 128]);
+    }
+
+    #[test]
+    fn a_band_is_cut_from_its_rows() {
+        // Row y is grey level 10 * y: band rows 3..5 hold levels 30 and 40.
+        let data: Vec<u8> = (0..8u8).flat_map(|y| [10 * y; 3 * 4]).collect();
+        let t = TextMapNetwork::band_input(&data, 4, 3, 2);
+        assert_eq!(t.shape(), &[1, 3, 2, 4]);
+        let v = t.to_plain_array_view::<f32>().unwrap();
+        assert_eq!(v[[0, 0, 0, 0]], 30.0 / 127.5 - 1.0);
+        assert_eq!(v[[0, 2, 1, 3]], 40.0 / 127.5 - 1.0);
+    }
+
+    #[test]
+    fn an_input_within_the_band_is_one_band() {
+        assert_eq!(bands(480, 512, 32), vec![Band { y0: 0, rows: 480 }]);
+        // Too few rows to keep anything beyond the overlap: one pass, not a thousand.
+        assert_eq!(bands(2304, 64, 32).len(), 1);
+    }
+
+    #[test]
+    fn a_720p_camera_frame_at_224_rows_is_four_bands() {
+        let b = bands(736, 224, BAND_OVERLAP);
+        assert_eq!(b.iter().map(|b| (b.y0, b.rows)).collect::<Vec<_>>(), [(0, 224), (171, 224), (341, 224), (512, 224)]);
+    }
+
+    #[test]
+    fn bands_cover_every_row_within_the_limit_and_share_the_overlap() {
+        for h in (32..=4096).step_by(32) {
+            for &(max_rows, overlap) in &[(224, BAND_OVERLAP), (256, 64), (100, 16), (1024, 32)] {
+                let b = bands(h, max_rows, overlap);
+                let rows = b[0].rows;
+                assert_eq!(rows % 32, 0, "{h}: {b:?}");
+                if b.len() > 1 {
+                    assert!(rows <= max_rows, "{h}: {b:?}");
+                }
+                assert_eq!(b[0].y0, 0);
+                assert_eq!(b.last().map(|l| l.y0 + l.rows as usize), Some(h as usize), "{h}: {b:?}");
+                for pair in b.windows(2) {
+                    assert_eq!(pair[1].rows, rows, "one plan serves every band");
+                    assert!(pair[0].y0 + rows as usize >= pair[1].y0 + overlap as usize, "{h} {max_rows}: {b:?}");
+                }
+            }
+        }
     }
 }

@@ -443,7 +443,12 @@ fn print_tables(r: &Report) {
 fn run_clip_bench(cmd: &BenchCmd, clip: &Path) -> anyhow::Result<i32> {
     let defaults = crate::config::DetectorConfig::default();
     let backend = cmd.backend.clone().unwrap_or(defaults.backend);
-    let params = DetectParams { confidence: cmd.confidence, scale: cmd.scale, ..DetectParams::default() };
+    let params = DetectParams {
+        confidence: cmd.confidence,
+        scale: cmd.scale,
+        plate_band_rows: (cmd.plate_band_rows != 0).then_some(cmd.plate_band_rows),
+        ..DetectParams::default()
+    };
     params.validate()?;
     let r = super::bench_clip::run(super::bench_clip::ClipArgs {
         clip,

@@ -442,6 +442,7 @@ fn start_pipeline(
         // which is searched for plates.
         plates_every: if plan.backpressure == Backpressure::Block && plan.pace.is_none() { 1 } else { cam.plates_every },
         plate_long_side: Some(cam.plate_long_side),
+        plate_band_rows: (cam.plate_band_rows != 0).then_some(cam.plate_band_rows),
         ..PipelineConfig::default()
     };
     if plan.backpressure == Backpressure::DropOldest {
@@ -454,6 +455,7 @@ fn start_pipeline(
             let t = std::time::Instant::now();
             let params = veil_models::DetectParams {
                 plate_long_side: pipeline_config.plate_long_side,
+                plate_band_rows: pipeline_config.plate_band_rows,
                 ..pipeline_config.tuning.get().params
             };
             if let Err(e) = detector.detect(&image, &params) {

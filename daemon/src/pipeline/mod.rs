@@ -78,6 +78,8 @@ pub struct PipelineConfig {
     pub plates_every: u32,
     /// The plate detector's input long side (`None`: the detector's default).
     pub plate_long_side: Option<u32>,
+    /// The plate detector's band rows (`None`: one pass, or what the tuning says).
+    pub plate_band_rows: Option<u32>,
 }
 
 impl Default for PipelineConfig {
@@ -97,6 +99,7 @@ impl Default for PipelineConfig {
             detect_workers: 1,
             plates_every: 1,
             plate_long_side: None,
+            plate_band_rows: None,
         }
     }
 }
@@ -521,6 +524,7 @@ impl Lane {
         let params = DetectParams {
             categories: Some(looked_for),
             plate_long_side: self.config.plate_long_side.or(tuning.params.plate_long_side),
+            plate_band_rows: self.config.plate_band_rows.or(tuning.params.plate_band_rows),
             ..tuning.params
         };
         let detected = self.stage.detect(rgb.clone(), width, height, params, remaining).map_err(|f| {
