@@ -1,5 +1,6 @@
-//! Time each op of an optimized CenterFace plan (to see where int8 or fp32 time goes).
-//! `cargo run -p veil-models --example profile_ops -- MODEL.onnx [W H]`
+//! Time each op of an optimized CenterFace or YuNet plan (to see where int8 or fp32 time goes).
+//! `cargo run -p veil-models --example profile_ops -- MODEL.onnx [W H]`; a model file named
+//! `yunet*` gets YuNet's fused ops, as the backend builds it.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -11,8 +12,13 @@ fn main() -> TractResult<()> {
     let path = &args[1];
     let w: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(640);
     let h: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(480);
-    let mut model =
-        veil_models::onnx_with_int8_ops().model_for_path(path)?.with_input_fact(0, f32::fact([1, 3, h, w]).into())?;
+    let is_yunet = std::path::Path::new(path).file_name().is_some_and(|n| n.to_string_lossy().starts_with("yunet"));
+    let model = if is_yunet {
+        veil_models::YuNet::graph(&std::fs::read(path)?)?
+    } else {
+        veil_models::onnx_with_int8_ops().model_for_path(path)?
+    };
+    let mut model = model.with_input_fact(0, f32::fact([1, 3, h, w]).into())?;
     for i in 0..model.output_outlets()?.len() {
         model.set_output_fact(i, InferenceFact::default())?;
     }
@@ -25,12 +31,13 @@ fn main() -> TractResult<()> {
     let input: TValue = Tensor::zero::<f32>(&[1, 3, h, w])?.into();
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut by_node: BTreeMap<String, f64> = BTreeMap::new();
-    let runs = 5;
+    let runs: usize = std::env::var("RUNS").ok().and_then(|t| t.parse().ok()).unwrap_or(5);
     let mut total = Vec::new();
     for r in 0..=runs {
         let mut state = plan.spawn()?;
         let t = Instant::now();
         state.run_plan_with_eval(tvec!(input.clone()), |ctx, st, node, inputs| {
+            let shape = inputs.first().map(|i| format!("{:?}", i.shape())).unwrap_or_default();
             let t = Instant::now();
             let out = tract_core::plan::eval(ctx, st, node, inputs);
             if r > 0 {
@@ -39,7 +46,7 @@ fn main() -> TractResult<()> {
                 e.0 += ms;
                 e.1 += 1;
                 *by_node
-                    .entry(format!("{} {} {}", node.op.name(), node.name, node.op.info().unwrap_or_default().join(";")))
+                    .entry(format!("{} {} {} {shape}", node.op.name(), node.name, node.op.info().unwrap_or_default().join(";")))
                     .or_default() += ms;
             }
             out

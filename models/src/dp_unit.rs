@@ -567,6 +567,31 @@ pub(crate) fn pointwise_neon(
     }
 }
 
+/// Pixels the row kernels below work on together: one AVX-512 register of f32, two AVX2 ones,
+/// four NEON ones. Rows are walked in whole chunks of it, the last one overlapping the one before
+/// (its values are written twice, the same both times), so no row ends in a scalar tail (the
+/// compiler's own vector loops took 64 pixels a turn and left rows of 40 or 80 mostly scalar).
+const LANES: usize = 16;
+
+/// `v` kept at least at `floor`, as one vector max instruction (`f32::max` adds NaN handling;
+/// a NaN here becomes `floor`, as it does there).
+#[inline(always)]
+fn at_least(v: f32, floor: f32) -> f32 {
+    if v > floor {
+        v
+    } else {
+        floor
+    }
+}
+
+/// Starts of the `LANES`-pixel chunks covering `0..n` (`n` >= `LANES`), the last one moved back
+/// to end at `n`.
+#[inline(always)]
+fn chunk_starts(n: usize) -> impl Iterator<Item = usize> {
+    debug_assert!(n >= LANES);
+    (0..n).step_by(LANES).map(move |x| x.min(n - LANES))
+}
+
 /// A depthwise 3x3 convolution at one row: `rows` are the three input rows around it, each
 /// `dst.len() + 2` values with a zero column on both sides; kernel `k` (9), then `floor` as a
 /// lower bound (0 for ReLU, minus infinity for none). One pass: each output is its nine taps
@@ -574,17 +599,138 @@ pub(crate) fn pointwise_neon(
 #[inline(always)]
 pub(crate) fn depthwise<const FMA: bool>(k: &[f32], bias: f32, floor: f32, rows: [&[f32]; 3], dst: &mut [f32]) {
     let w = dst.len();
-    fn taps(r: &[f32], w: usize) -> [&[f32]; 3] {
-        [&r[..w], &r[1..w + 1], &r[2..w + 2]]
-    }
-    let ([a0, a1, a2], [b0, b1, b2], [c0, c1, c2]) = (taps(rows[0], w), taps(rows[1], w), taps(rows[2], w));
     let k: &[f32; 9] = k.try_into().expect("nine taps");
-    for (x, out) in dst.iter_mut().enumerate() {
-        // A sum per kernel row: three short chains of dependent multiply-adds, not one long one.
-        let top = madd::<FMA>(k[2], a2[x], madd::<FMA>(k[1], a1[x], madd::<FMA>(k[0], a0[x], bias)));
-        let mid = madd::<FMA>(k[5], b2[x], madd::<FMA>(k[4], b1[x], k[3] * b0[x]));
-        let low = madd::<FMA>(k[8], c2[x], madd::<FMA>(k[7], c1[x], k[6] * c0[x]));
-        *out = (top + mid + low).max(floor);
+    let [a, b, c] = rows.map(|r| &r[..w + 2]);
+    // A sum per kernel row: three short chains of dependent multiply-adds, not one long one.
+    let one = |a: &[f32], b: &[f32], c: &[f32], x: usize| {
+        let top = madd::<FMA>(k[2], a[x + 2], madd::<FMA>(k[1], a[x + 1], madd::<FMA>(k[0], a[x], bias)));
+        let mid = madd::<FMA>(k[5], b[x + 2], madd::<FMA>(k[4], b[x + 1], k[3] * b[x]));
+        let low = madd::<FMA>(k[8], c[x + 2], madd::<FMA>(k[7], c[x + 1], k[6] * c[x]));
+        at_least(top + mid + low, floor)
+    };
+    if w < LANES {
+        for (x, o) in dst.iter_mut().enumerate() {
+            *o = one(a, b, c, x);
+        }
+        return;
+    }
+    for x in chunk_starts(w) {
+        fn at(r: &[f32], x: usize) -> &[f32; LANES + 2] {
+            r[x..x + LANES + 2].try_into().expect("chunk")
+        }
+        let (a, b, c) = (at(a, x), at(b, x), at(c, x));
+        let out: &mut [f32; LANES] = (&mut dst[x..x + LANES]).try_into().expect("chunk");
+        for (l, o) in out.iter_mut().enumerate() {
+            *o = one(a, b, c, l);
+        }
+    }
+}
+
+/// Half of a 2x2 max pool: `out[x]` = the larger of `row[2x]` and `row[2x + 1]`, or, when
+/// `merge`, the largest of those and `out[x]` (the pair's other row, pooled before).
+#[inline(always)]
+pub(crate) fn pool_pairs<const AVX512: bool>(row: &[f32], out: &mut [f32], merge: bool) {
+    let n = out.len();
+    let row = &row[..2 * n];
+    let pair = |v: &[f32], x: usize, o: f32| {
+        let m = at_least(v[2 * x], v[2 * x + 1]);
+        if merge {
+            at_least(o, m)
+        } else {
+            m
+        }
+    };
+    if n < LANES {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = pair(row, x, *o);
+        }
+        return;
+    }
+    for x in chunk_starts(n) {
+        let v: &[f32; 2 * LANES] = row[2 * x..2 * x + 2 * LANES].try_into().expect("chunk");
+        let o: &mut [f32; LANES] = (&mut out[x..x + LANES]).try_into().expect("chunk");
+        #[cfg(target_arch = "x86_64")]
+        if AVX512 {
+            // SAFETY: AVX512 is true only under a function compiled for AVX-512F, which the
+            // dispatch calls after checking the CPU has it.
+            unsafe { avx512::pool_chunk(v, o, merge) };
+            continue;
+        }
+        for l in 0..LANES {
+            o[l] = pair(v, l, o[l]);
+        }
+    }
+}
+
+/// `even[x]` = `src[2x]` and `odd[x]` = `src[2x + 1]`, 0 past the end of `src` (`even` and
+/// `odd` are `src.len()` / 2 rounded up long).
+#[inline(always)]
+pub(crate) fn deinterleave<const AVX512: bool>(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let n = even.len();
+    assert!(odd.len() == n && src.len().div_ceil(2) == n);
+    let whole = src.len() / 2;
+    if whole < LANES {
+        for x in 0..whole {
+            (even[x], odd[x]) = (src[2 * x], src[2 * x + 1]);
+        }
+    } else {
+        for x in chunk_starts(whole) {
+            let v: &[f32; 2 * LANES] = src[2 * x..2 * x + 2 * LANES].try_into().expect("chunk");
+            let e: &mut [f32; LANES] = (&mut even[x..x + LANES]).try_into().expect("chunk");
+            let o: &mut [f32; LANES] = (&mut odd[x..x + LANES]).try_into().expect("chunk");
+            #[cfg(target_arch = "x86_64")]
+            if AVX512 {
+                // SAFETY: as in `pool_pairs`.
+                unsafe { avx512::deinterleave_chunk(v, e, o) };
+                continue;
+            }
+            for l in 0..LANES {
+                (e[l], o[l]) = (v[2 * l], v[2 * l + 1]);
+            }
+        }
+    }
+    if whole < n {
+        (even[whole], odd[whole]) = (src[2 * whole], 0.0);
+    }
+}
+
+/// The chunks of [`pool_pairs`] and [`deinterleave`] in AVX-512 (the compiler leaves them scalar):
+/// a chunk's 32 values in two registers, split into evens and odds by two permutes.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split(v: &[f32; 2 * LANES]) -> (__m512, __m512) {
+        let (lo, hi) = (_mm512_loadu_ps(v.as_ptr()), _mm512_loadu_ps(v.as_ptr().add(LANES)));
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        (_mm512_permutex2var_ps(lo, evens, hi), _mm512_permutex2var_ps(lo, odds, hi))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pool_chunk(v: &[f32; 2 * LANES], out: &mut [f32; LANES], merge: bool) {
+        let (e, o) = split(v);
+        let mut m = _mm512_max_ps(e, o);
+        if merge {
+            m = _mm512_max_ps(_mm512_loadu_ps(out.as_ptr()), m);
+        }
+        _mm512_storeu_ps(out.as_mut_ptr(), m);
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn deinterleave_chunk(v: &[f32; 2 * LANES], even: &mut [f32; LANES], odd: &mut [f32; LANES]) {
+        let (e, o) = split(v);
+        _mm512_storeu_ps(even.as_mut_ptr(), e);
+        _mm512_storeu_ps(odd.as_mut_ptr(), o);
     }
 }
 
@@ -597,7 +743,7 @@ fn run_body<const FMA: bool, const AVX512: bool>(unit: &DpUnit, input: &[f32], h
     // Three 1x1 rows, zero-padded left and right (the padding is never written).
     let mut ring = vec![0f32; 3 * slot_len];
     // A depthwise row on its way to the pool.
-    let mut dw = vec![0f32; w];
+    let mut dw = vec![0f32; if unit.pool { w } else { 0 }];
     let zeros = vec![0f32; stride];
     let (oh, ow) = (out_side(h, unit.pool), out_side(w, unit.pool));
     let rows_needed = if unit.pool { 2 * oh } else { h };
@@ -626,19 +772,9 @@ fn run_body<const FMA: bool, const AVX512: bool>(unit: &DpUnit, input: &[f32], h
             let rows = [row(r as isize - 1, oc), row(r as isize, oc), row(r as isize + 1, oc)];
             let (k, bias) = (&unit.w_dw[oc * 9..oc * 9 + 9], unit.b_dw[oc]);
             if unit.pool {
-                let half = r % 2;
-                depthwise::<FMA>(k, bias, floor, rows, &mut dw[..w]);
-                // Keep this row's pairwise maxima; the second row of a pair writes the output.
-                let out = &mut output[(oc * oh + r / 2) * ow..][..ow];
-                if half == 0 {
-                    for (px, o) in out.iter_mut().enumerate() {
-                        *o = dw[2 * px].max(dw[2 * px + 1]);
-                    }
-                } else {
-                    for (px, o) in out.iter_mut().enumerate() {
-                        *o = o.max(dw[2 * px].max(dw[2 * px + 1]));
-                    }
-                }
+                // The first row of a pair writes its pairwise maxima, the second merges its own.
+                depthwise::<FMA>(k, bias, floor, rows, &mut dw);
+                pool_pairs::<AVX512>(&dw, &mut output[(oc * oh + r / 2) * ow..][..ow], r % 2 == 1);
             } else {
                 depthwise::<FMA>(k, bias, floor, rows, &mut output[(oc * h + r) * w..][..w]);
             }
@@ -744,6 +880,61 @@ mod tests {
             let mut got = vec![0f32; 1 + c * stride];
             pointwise_neon(&weights, &bias, c_in, n, &src, |ic| 3 + ic * stride, &mut got, |oc| 1 + oc * stride);
             check(&got);
+        }
+    }
+
+    /// The row kernels against their definitions at every length from 1 to 70 (shorter than a
+    /// chunk, whole chunks, and an overlapping last chunk), on the portable and AVX-512 paths.
+    #[test]
+    fn the_row_kernels_compute_their_definitions_at_every_length() {
+        let mut seed = 17u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        for n in 1..=70usize {
+            let k: Vec<f32> = (0..9).map(|_| next()).collect();
+            let rows: Vec<Vec<f32>> = (0..3).map(|_| (0..n + 2).map(|_| next()).collect()).collect();
+            for floor in [0.0, f32::NEG_INFINITY] {
+                let want: Vec<f32> = (0..n)
+                    .map(|x| {
+                        let sum: f32 = (0..9).map(|t| k[t] * rows[t / 3][x + t % 3]).sum::<f32>() + 0.25;
+                        sum.max(floor)
+                    })
+                    .collect();
+                let mut got = vec![f32::NAN; n];
+                depthwise::<false>(&k, 0.25, floor, [&rows[0], &rows[1], &rows[2]], &mut got);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-5, "depthwise of {n}: {got:?} != {want:?}");
+                }
+            }
+            let src: Vec<f32> = (0..n).map(|_| next()).collect();
+            let half = n.div_ceil(2);
+            let want_even: Vec<f32> = (0..half).map(|x| src[2 * x]).collect();
+            let want_odd: Vec<f32> = (0..half).map(|x| src.get(2 * x + 1).copied().unwrap_or(0.0)).collect();
+            let whole = n / 2;
+            let prior: Vec<f32> = (0..whole).map(|_| next()).collect();
+            for merge in [false, true] {
+                let want: Vec<f32> =
+                    (0..whole).map(|x| src[2 * x].max(src[2 * x + 1]).max(if merge { prior[x] } else { f32::MIN })).collect();
+                for simd in [false, avx512] {
+                    let (mut even, mut odd) = (vec![f32::NAN; half], vec![f32::NAN; half]);
+                    let mut pooled = prior.clone();
+                    if simd {
+                        deinterleave::<true>(&src, &mut even, &mut odd);
+                        pool_pairs::<true>(&src, &mut pooled, merge);
+                    } else {
+                        deinterleave::<false>(&src, &mut even, &mut odd);
+                        pool_pairs::<false>(&src, &mut pooled, merge);
+                    }
+                    assert_eq!((&even, &odd), (&want_even, &want_odd), "deinterleave of {n} (simd {simd})");
+                    assert_eq!(pooled, want, "pool of {n} (merge {merge}, simd {simd})");
+                }
+            }
         }
     }
 

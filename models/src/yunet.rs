@@ -29,20 +29,27 @@ pub struct YuNet {
 impl YuNet {
     /// Parse the YuNet ONNX model. `threads` > 1 lets tract's matrix products use that many.
     pub fn from_bytes(bytes: &[u8], info: BackendInfo, threads: usize) -> Result<Self, DetectError> {
-        let mut onnx = tract_onnx::onnx();
-        crate::pool2x2::register(&mut onnx);
-        crate::yunet_stem::register(&mut onnx);
-        crate::dp_unit::register(&mut onnx);
-        let unavailable = |e: TractError| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") };
-        let mut proto = onnx.proto_model_for_read(&mut Cursor::new(bytes)).map_err(unavailable)?;
-        crate::yunet_stem::fuse(&mut proto);
-        crate::dp_unit::fuse(&mut proto);
-        let model = onnx.model_for_proto_model(&proto).map_err(unavailable)?;
+        let model = Self::graph(bytes)
+            .map_err(|e| DetectError::ModelUnavailable { path: info.name.clone(), reason: format!("{e:#}") })?;
         let mut options = RunOptions::default();
         if threads > 1 {
             options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
         }
         Ok(Self { info, plans: PlanCache::new(model, options) })
+    }
+
+    /// The model as tract will optimize it: veil's fused ops (stem, 1x1 + depthwise units,
+    /// 2x2 pool) written into the ONNX graph before tract parses it. Public for
+    /// `examples/profile_ops.rs`.
+    pub fn graph(bytes: &[u8]) -> TractResult<InferenceModel> {
+        let mut onnx = tract_onnx::onnx();
+        crate::pool2x2::register(&mut onnx);
+        crate::yunet_stem::register(&mut onnx);
+        crate::dp_unit::register(&mut onnx);
+        let mut proto = onnx.proto_model_for_read(&mut Cursor::new(bytes))?;
+        crate::yunet_stem::fuse(&mut proto);
+        crate::dp_unit::fuse(&mut proto);
+        onnx.model_for_proto_model(&proto)
     }
 
     /// Names of the ops of the optimized plan for a `w` x `h` network input.

@@ -7,7 +7,7 @@ use tract_hir::internal::*;
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{ModelProto, NodeProto};
 
-use crate::dp_unit::{depthwise, pointwise_on, simd_entry_points};
+use crate::dp_unit::{deinterleave, depthwise, pointwise_on, pool_pairs, simd_entry_points};
 
 /// The op type of the fused node [`fuse`] writes into the graph.
 const OP: &str = "VeilYuNetStem";
@@ -255,11 +255,10 @@ fn run_body<const FMA: bool, const AVX512: bool>(stem: &YuNetStem, input: &[f32]
                         continue;
                     }
                     let src = &input[ch * plane + y as usize * w..ch * plane + (y as usize + 1) * w];
-                    for x in 0..w2 {
-                        left[x] = if x > 0 { src[2 * x - 1] } else { 0.0 };
-                        mid[x] = src[2 * x];
-                        right[x] = if 2 * x + 1 < w { src[2 * x + 1] } else { 0.0 };
-                    }
+                    // Columns 2x and 2x + 1, then 2x - 1: the odd columns one to the right.
+                    deinterleave::<AVX512>(src, mid, right);
+                    left[0] = 0.0;
+                    left[1..].copy_from_slice(&right[..w2 - 1]);
                 }
             }
             pointwise_on::<FMA, AVX512>(&stem.w0, &stem.b0, taps, w2, &tap_rows, |t| t * w2, &mut conv, |oc| oc * w2);
@@ -284,12 +283,11 @@ fn run_body<const FMA: bool, const AVX512: bool>(stem: &YuNetStem, input: &[f32]
                     let r = (2 * p + half) as isize;
                     depthwise::<FMA>(k, bias, 0.0, [row(r - 1), row(r), row(r + 1)], &mut row_c[half * w2..(half + 1) * w2]);
                 }
+                // Both rows are at least 0 already (ReLU).
                 let (top, bottom) = row_c.split_at(w2);
                 let out = &mut output[(oc * oh + p) * ow..][..ow];
-                for (px, o) in out.iter_mut().enumerate() {
-                    let m = top[2 * px].max(top[2 * px + 1]).max(bottom[2 * px].max(bottom[2 * px + 1]));
-                    *o = m.max(0.0);
-                }
+                pool_pairs::<AVX512>(top, out, false);
+                pool_pairs::<AVX512>(bottom, out, true);
             }
         }
         p0 = p1;
