@@ -1,6 +1,7 @@
 //! Time each op of an optimized CenterFace or YuNet plan (to see where int8 or fp32 time goes).
 //! `cargo run -p veil-models --example profile_ops -- MODEL.onnx [W H]`; a model file named
-//! `yunet*` gets YuNet's fused ops, as the backend builds it.
+//! `yunet*` gets YuNet's fused ops and one named `ppocr*` the text detector's, as the backends
+//! build them.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -13,8 +14,11 @@ fn main() -> TractResult<()> {
     let w: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(640);
     let h: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(480);
     let is_yunet = std::path::Path::new(path).file_name().is_some_and(|n| n.to_string_lossy().starts_with("yunet"));
+    let is_text = std::path::Path::new(path).file_name().is_some_and(|n| n.to_string_lossy().starts_with("ppocr"));
     let model = if is_yunet {
         veil_models::YuNet::graph(&std::fs::read(path)?)?
+    } else if is_text {
+        veil_models::TextMapNetwork::graph(&std::fs::read(path)?)?
     } else {
         veil_models::onnx_with_int8_ops().model_for_path(path)?
     };
@@ -65,7 +69,8 @@ fn main() -> TractResult<()> {
     let mut nodes: Vec<_> = by_node.into_iter().collect();
     nodes.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!("--- top nodes");
-    for (name, ms) in nodes.iter().take(25) {
+    let top: usize = std::env::var("TOP").ok().and_then(|t| t.parse().ok()).unwrap_or(25);
+    for (name, ms) in nodes.iter().take(top) {
         println!("{ms:8.2} ms  {}", &name[..name.len().min(230)]);
     }
     Ok(())

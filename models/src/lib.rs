@@ -17,6 +17,7 @@ mod persons;
 mod plan_cache;
 mod plates;
 mod dp_unit;
+mod dw_stride2;
 mod pool2x2;
 mod yunet_stem;
 mod precision;
@@ -49,6 +50,9 @@ pub use rotations::Rotations;
 pub use registry::{BackendInfo, PrecisionProbe, Registry, ENSEMBLE_SEPARATOR};
 pub use scan::TILE_OVERLAP;
 pub use text::Text;
+/// The text detector's network, public for `examples/profile_ops.rs`.
+#[doc(hidden)]
+pub use text_map::TextMapNetwork;
 pub use yunet::YuNet;
 
 /// Per-stage timings of one detection call, in milliseconds.

@@ -59,14 +59,23 @@ pub struct TextMapNetwork {
 
 impl TextMapNetwork {
     pub fn from_bytes(bytes: &[u8], name: &str, threads: usize) -> Result<Self, DetectError> {
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(bytes))
-            .map_err(|e| DetectError::ModelUnavailable { path: name.to_string(), reason: format!("{e:#}") })?;
+        let model =
+            Self::graph(bytes).map_err(|e| DetectError::ModelUnavailable { path: name.to_string(), reason: format!("{e:#}") })?;
         let mut options = RunOptions::default();
         if threads > 1 {
             options.executor = Some(tract_linalg::multithread::Executor::multithread(threads));
         }
         Ok(Self { plans: PlanCache::new(model, options) })
+    }
+
+    /// The model as tract will optimize it: its stride-2 depthwise convolutions rewritten as
+    /// veil's op before tract parses the graph. Public for `examples/profile_ops.rs`.
+    pub fn graph(bytes: &[u8]) -> TractResult<InferenceModel> {
+        let mut onnx = tract_onnx::onnx();
+        crate::dw_stride2::register(&mut onnx);
+        let mut proto = onnx.proto_model_for_read(&mut Cursor::new(bytes))?;
+        crate::dw_stride2::fuse(&mut proto);
+        onnx.model_for_proto_model(&proto)
     }
 
     /// The network size (multiples of 32) for an image of `w` x `h` at `scale`: the native and
