@@ -162,11 +162,7 @@ impl Expansion for DpExpansion {
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let konst = |i: usize| -> TractResult<Vec<f32>> {
-            let fact = model.outlet_fact(inputs[i])?;
-            let k = fact.konst.as_ref().with_context(|| format!("{OP}: weight input {i} is not a constant"))?;
-            Ok(k.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
-        };
+        let konst = |i: usize| const_f32(model, inputs[i], OP);
         let (w_pw, b_pw, w_dw, b_dw) = (konst(1)?, konst(2)?, konst(3)?, konst(4)?);
         let c = b_pw.len();
         let c_in = w_pw.len() / c.max(1);
@@ -228,24 +224,7 @@ impl EvalOp for DpUnit {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = &inputs[0];
-        let shape = x.shape();
-        ensure!(shape.len() == 4 && shape[1] == self.c_in, "{OP} needs [N, {}, H, W] input, got {shape:?}", self.c_in);
-        let (n, h, w) = (shape[0], shape[2], shape[3]);
-        let (oh, ow) = (out_side(h, self.pool), out_side(w, self.pool));
-        // Every output value is written below.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&[n, self.channels, oh, ow])? };
-        if oh > 0 && ow > 0 {
-            let xv = x.try_as_plain_ram()?;
-            let input = xv.as_slice::<f32>()?;
-            let mut ov = out.try_as_plain_ram_mut()?;
-            let output = ov.as_slice_mut::<f32>()?;
-            let (in_image, out_image) = (self.c_in * h * w, self.channels * oh * ow);
-            for b in 0..n {
-                self.run(&input[b * in_image..(b + 1) * in_image], h, w, &mut output[b * out_image..(b + 1) * out_image]);
-            }
-        }
-        Ok(tvec!(out.into_tvalue()))
+        eval_images(OP, &inputs[0], self.c_in, self.channels, |side| out_side(side, self.pool), |x, h, w, out| self.run(x, h, w, out))
     }
 }
 
@@ -258,6 +237,42 @@ impl TypedOp for DpUnit {
     }
 
     as_op!();
+}
+
+/// A fused op's weight input, which must be a constant, as f32 values (`op` names it in errors).
+pub(crate) fn const_f32(model: &TypedModel, input: OutletId, op: &str) -> TractResult<Vec<f32>> {
+    let fact = model.outlet_fact(input)?;
+    let k = fact.konst.as_ref().with_context(|| format!("{op}: weight input {input:?} is not a constant"))?;
+    Ok(k.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+}
+
+/// A fused op's eval, image by image: `x` [N, `c_in`, h, w] into a new [N, `c_out`, side(h),
+/// side(w)] tensor, every value of which `run(image, h, w, out)` must write.
+pub(crate) fn eval_images(
+    op: &str,
+    x: &TValue,
+    c_in: usize,
+    c_out: usize,
+    side: impl Fn(usize) -> usize,
+    run: impl Fn(&[f32], usize, usize, &mut [f32]),
+) -> TractResult<TVec<TValue>> {
+    let shape = x.shape();
+    ensure!(shape.len() == 4 && shape[1] == c_in, "{op} needs [N, {c_in}, H, W] input, got {shape:?}");
+    let (n, h, w) = (shape[0], shape[2], shape[3]);
+    let (oh, ow) = (side(h), side(w));
+    // Every output value is written by `run` (the caller's contract).
+    let mut out = unsafe { Tensor::uninitialized::<f32>(&[n, c_out, oh, ow])? };
+    if oh > 0 && ow > 0 {
+        let xv = x.try_as_plain_ram()?;
+        let input = xv.as_slice::<f32>()?;
+        let mut ov = out.try_as_plain_ram_mut()?;
+        let output = ov.as_slice_mut::<f32>()?;
+        let (in_image, out_image) = (c_in * h * w, c_out * oh * ow);
+        for b in 0..n {
+            run(&input[b * in_image..(b + 1) * in_image], h, w, &mut output[b * out_image..(b + 1) * out_image]);
+        }
+    }
+    Ok(tvec!(out.into_tvalue()))
 }
 
 /// `run(&self, input, h, w, output)` for a fused op whose body is `run_body::<FMA, AVX512>`

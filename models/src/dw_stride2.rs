@@ -7,7 +7,7 @@ use tract_hir::internal::*;
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
 
-use crate::dp_unit::{deinterleave, madd, simd_entry_points};
+use crate::dp_unit::{const_f32, deinterleave, eval_images, madd, simd_entry_points};
 
 /// The op type [`fuse`] writes into the graph.
 const OP: &str = "VeilDepthwiseStride2";
@@ -104,11 +104,7 @@ impl Expansion for DwExpansion {
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let konst = |i: usize| -> TractResult<Vec<f32>> {
-            let fact = model.outlet_fact(inputs[i])?;
-            let k = fact.konst.as_ref().with_context(|| format!("{OP}: weight input {i} is not a constant"))?;
-            Ok(k.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
-        };
+        let konst = |i: usize| const_f32(model, inputs[i], OP);
         let weights = konst(1)?;
         let channels = weights.len() / (self.k * self.k);
         let bias = if self.bias { konst(2)? } else { vec![0.0; channels] };
@@ -154,24 +150,7 @@ impl EvalOp for DepthwiseStride2 {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = &inputs[0];
-        let shape = x.shape();
-        ensure!(shape.len() == 4 && shape[1] == self.channels, "{OP} needs [N, {}, H, W] input, got {shape:?}", self.channels);
-        let (n, h, w) = (shape[0], shape[2], shape[3]);
-        let (oh, ow) = (out_side(h), out_side(w));
-        // Every output value is written below.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&[n, self.channels, oh, ow])? };
-        if oh > 0 && ow > 0 {
-            let xv = x.try_as_plain_ram()?;
-            let input = xv.as_slice::<f32>()?;
-            let mut ov = out.try_as_plain_ram_mut()?;
-            let output = ov.as_slice_mut::<f32>()?;
-            let (in_image, out_image) = (self.channels * h * w, self.channels * oh * ow);
-            for b in 0..n {
-                self.run(&input[b * in_image..(b + 1) * in_image], h, w, &mut output[b * out_image..(b + 1) * out_image]);
-            }
-        }
-        Ok(tvec!(out.into_tvalue()))
+        eval_images(OP, &inputs[0], self.channels, self.channels, out_side, |x, h, w, out| self.run(x, h, w, out))
     }
 }
 

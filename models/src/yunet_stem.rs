@@ -7,7 +7,7 @@ use tract_hir::internal::*;
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{ModelProto, NodeProto};
 
-use crate::dp_unit::{deinterleave, depthwise, pointwise_on, pool_pairs, simd_entry_points};
+use crate::dp_unit::{const_f32, deinterleave, depthwise, pointwise_on, pool_pairs, simd_entry_points};
 
 /// The op type of the fused node [`fuse`] writes into the graph.
 const OP: &str = "VeilYuNetStem";
@@ -125,11 +125,7 @@ impl Expansion for StemExpansion {
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let konst = |i: usize| -> TractResult<Vec<f32>> {
-            let fact = model.outlet_fact(inputs[i])?;
-            let k = fact.konst.as_ref().with_context(|| format!("{OP}: weight input {i} is not a constant"))?;
-            Ok(k.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
-        };
+        let konst = |i: usize| const_f32(model, inputs[i], OP);
         let (w0, b0, w1, b1, w2, b2) = (konst(1)?, konst(2)?, konst(3)?, konst(4)?, konst(5)?, konst(6)?);
         let c = b0.len();
         let x_channels = w0.len() / (9 * c.max(1));
