@@ -78,7 +78,11 @@ impl Taps {
 pub fn region_tensor(img: &RgbImage<'_>, region: &Region, order: ChannelOrder) -> Tensor {
     let (nw, nh) = (pad32(region.w) as usize, pad32(region.h) as usize);
     let plane = nw * nh;
-    let mut buf = vec![0f32; 3 * plane];
+    // Written in place: a buffer copied into the tensor afterwards would hold the input twice
+    // (11 MB each at 720p) at the top of every pass.
+    let mut tensor = Tensor::zero::<f32>(&[1, 3, nh, nw]).expect("a plain f32 shape");
+    let mut ram = tensor.try_as_plain_ram_mut().expect("a tensor in plain memory");
+    let buf = ram.as_slice_mut::<f32>().expect("an f32 tensor");
     let planes: [usize; 3] = match order {
         ChannelOrder::Rgb => [0, plane, 2 * plane],
         ChannelOrder::Bgr => [2 * plane, plane, 0],
@@ -139,7 +143,7 @@ pub fn region_tensor(img: &RgbImage<'_>, region: &Region, order: ChannelOrder) -
             }
         }
     }
-    Tensor::from_shape(&[1, 3, nh, nw], &buf).expect("shape matches buffer")
+    tensor
 }
 
 #[cfg(test)]

@@ -110,14 +110,17 @@ impl TextMapNetwork {
     /// scaled to -1..1.
     fn band_input(rgb: &[u8], w: usize, y0: usize, rows: usize) -> Tensor {
         let plane = w * rows;
-        let mut buf = vec![0f32; 3 * plane];
+        // Written in place, so the input is never held twice.
+        let mut tensor = Tensor::zero::<f32>(&[1, 3, rows, w]).expect("a plain f32 shape");
+        let mut ram = tensor.try_as_plain_ram_mut().expect("a tensor in plain memory");
+        let buf = ram.as_slice_mut::<f32>().expect("an f32 tensor");
         for (i, px) in rgb[y0 * w * 3..(y0 + rows) * w * 3].chunks_exact(3).enumerate() {
             // Channel order B, G, R.
             for (c, &v) in [px[2], px[1], px[0]].iter().enumerate() {
                 buf[c * plane + i] = v as f32 / 127.5 - 1.0;
             }
         }
-        Tensor::from_shape(&[1, 3, rows, w], &buf).expect("shape matches buffer")
+        tensor
     }
 
     /// The probability map of a prepared `w` x `h` image ([`Self::prepared_rgb`]) in one pass,
