@@ -18,6 +18,7 @@ mod plan_cache;
 mod plates;
 mod dp_unit;
 mod dw_stride2;
+mod upsample_add;
 mod pool2x2;
 mod yunet_stem;
 mod precision;
