@@ -5,7 +5,7 @@
 
 use tract_hir::internal::*;
 use tract_onnx::model::ParsingContext;
-use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
 
 use crate::dp_unit::{const_f32, deinterleave, eval_images, madd, simd_entry_points};
 
@@ -22,13 +22,7 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
 /// with constant weights (and bias), as the veil op. Returns how many it rewrote.
 pub fn fuse(model: &mut ModelProto) -> usize {
     let Some(graph) = model.graph.as_mut() else { return 0 };
-    // Constant tensors: initializers, and `Constant` nodes (how the text detector holds its weights).
-    let mut dims: HashMap<String, Vec<i64>> = graph.initializer.iter().map(|t: &TensorProto| (t.name.clone(), t.dims.clone())).collect();
-    for n in graph.node.iter().filter(|n| n.op_type == "Constant" && n.output.len() == 1) {
-        if let Some(t) = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()) {
-            dims.insert(n.output[0].clone(), t.dims.clone());
-        }
-    }
+    let dims: HashMap<String, Vec<i64>> = constants(graph).into_iter().map(|(name, t)| (name, t.dims.clone())).collect();
     let mut fused = 0;
     for node in graph.node.iter_mut() {
         if node.op_type != "Conv" || node.input.len() < 2 || node.output.len() != 1 {
@@ -60,6 +54,18 @@ pub fn fuse(model: &mut ModelProto) -> usize {
         fused += 1;
     }
     fused
+}
+
+/// A graph's constant tensors by name: its initializers, and the values of its `Constant` nodes
+/// (how the text detector holds its weights).
+pub(crate) fn constants(graph: &GraphProto) -> HashMap<String, &TensorProto> {
+    let mut all: HashMap<String, &TensorProto> = graph.initializer.iter().map(|t| (t.name.clone(), t)).collect();
+    for n in graph.node.iter().filter(|n| n.op_type == "Constant" && n.output.len() == 1) {
+        if let Some(t) = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()) {
+            all.insert(n.output[0].clone(), t);
+        }
+    }
+    all
 }
 
 fn parse(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {

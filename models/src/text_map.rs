@@ -69,7 +69,8 @@ impl TextMapNetwork {
     }
 
     /// The model as tract will optimize it: its stride-2 depthwise convolutions and its
-    /// upsample-and-add steps rewritten as veil's ops before tract parses the graph. Public for `examples/profile_ops.rs`.
+    /// upsample-and-add steps rewritten as veil's ops before tract parses the graph. Public for
+    /// `examples/profile_ops.rs`.
     pub fn graph(bytes: &[u8]) -> TractResult<InferenceModel> {
         let mut onnx = tract_onnx::onnx();
         crate::dw_stride2::register(&mut onnx);

@@ -27,12 +27,7 @@ fn floats(t: &TensorProto) -> Vec<f32> {
 /// and feeds nothing but that `Add`, as the veil op on `(a, x)`. Returns how many it rewrote.
 pub fn fuse(model: &mut ModelProto) -> usize {
     let Some(graph) = model.graph.as_mut() else { return 0 };
-    let mut constants: HashMap<String, Vec<f32>> = graph.initializer.iter().map(|t| (t.name.clone(), floats(t))).collect();
-    for n in graph.node.iter().filter(|n| n.op_type == "Constant" && n.output.len() == 1) {
-        if let Some(t) = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()) {
-            constants.insert(n.output[0].clone(), floats(t));
-        }
-    }
+    let constants = crate::dw_stride2::constants(graph);
     let readers = |name: &str, nodes: &[NodeProto]| nodes.iter().filter(|n| n.input.iter().any(|i| i == name)).count();
     let outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
     let mut doubled: Vec<(usize, String, String)> = Vec::new();
@@ -44,7 +39,7 @@ pub fn fuse(model: &mut ModelProto) -> usize {
             && attr("mode").as_deref() == Some("nearest")
             && attr("coordinate_transformation_mode").as_deref() == Some("asymmetric")
             && attr("nearest_mode").as_deref() == Some("floor")
-            && constants.get(&node.input[2]).is_some_and(|s| s.as_slice() == [1.0, 1.0, 2.0, 2.0])
+            && constants.get(&node.input[2]).is_some_and(|t| floats(t) == [1.0, 1.0, 2.0, 2.0])
             && !outputs.contains(&node.output[0])
             && readers(&node.output[0], &graph.node) == 1;
         if nearest {
