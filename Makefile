@@ -158,14 +158,20 @@ cross-deps:
 ## cross: build the board binary for aarch64 with Debian's rustc (`dist` profile; stripped size reported and held under
 ## SIZE_BUDGET_MB), run every crate's unit tests under qemu, then that binary's `veil detect` under qemu, requiring
 ## the x86 boxes to 1 px
+# The unit tests' build (no LTO, a target directory of its own) runs beside the board binary's, whose fat LTO
+# links on one core for minutes; its output is shown once both have finished.
 cross: cross-deps fixtures
-	$(CROSS_ENV) /usr/bin/cargo build --profile dist --features rpi --bin veil --target $(CROSS_TARGET) --target-dir $(CROSS_DIR)
+	$(CROSS_ENV) bash tests/cross/unit_tests.sh build > $(CROSS_DIR)/unit-tests-build.log 2>&1 & tests=$$!; \
+	  $(CROSS_ENV) /usr/bin/cargo build --profile dist --features rpi --bin veil --target $(CROSS_TARGET) --target-dir $(CROSS_DIR); dist=$$?; \
+	  wait $$tests; built=$$?; grep -v '^ *Compiling' $(CROSS_DIR)/unit-tests-build.log | tail -n 40; \
+	  [ $$dist -eq 0 ] || { echo "the aarch64 board binary did not build"; exit 1; }; \
+	  [ $$built -eq 0 ] || { echo "the aarch64 unit tests did not build"; exit 1; }
 	cp $(CROSS_DIR)/$(CROSS_TARGET)/dist/veil $(CROSS_DIR)/veil-aarch64
 	@size=$$(stat -c %s $(CROSS_DIR)/veil-aarch64); \
 	  echo "aarch64 binary: $$size bytes stripped ($$(awk "BEGIN { printf \"%.1f\", $$size / 1048576 }") MiB)," \
 	    "$$(xz -9 -T1 -c $(CROSS_DIR)/veil-aarch64 | wc -c) xz-compressed (the size of an update)"; \
 	  [ $$size -lt $$(($(SIZE_BUDGET_MB) * 1024 * 1024)) ] || { echo "the stripped aarch64 binary is past $(SIZE_BUDGET_MB) MB"; exit 1; }
-	$(CROSS_ENV) QEMU="$(QEMU)" bash tests/cross/unit_tests.sh
+	$(CROSS_ENV) QEMU="$(QEMU)" bash tests/cross/unit_tests.sh run
 	$(X86_BUILD)
 	./target/debug/veil detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png --threads 1 > $(CROSS_DIR)/x86.json
 	$(QEMU) $(CROSS_DIR)/veil-aarch64 detect $(FIXTURES)/astronaut.png $(FIXTURES)/coffee.png \
