@@ -19,6 +19,7 @@ mod plates;
 mod dp_unit;
 mod dw_stride2;
 mod upsample_add;
+mod conv3x3;
 mod pool2x2;
 mod yunet_stem;
 mod precision;
