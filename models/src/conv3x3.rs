@@ -125,7 +125,7 @@ impl EvalOp for Conv3x3 {
         ensure!((2..=3).contains(&inputs.len()), "{OP} takes the map, the kernel and a bias");
         let (sx, sk) = (inputs[0].shape(), inputs[1].shape());
         ensure!(
-            sx.len() == 4 && sk.len() == 4 && sk[1] == sx[1] && sk[2..] == [3, 3],
+            sx.len() == 4 && sk.len() == 4 && sk[1] == sx[1] && sx[1] > 0 && sk[2..] == [3, 3],
             "{OP}: a map {sx:?} and a kernel {sk:?} that do not fit"
         );
         let (n, c, h, w, o) = (sx[0], sx[1], sx[2], sx[3], sk[0]);
@@ -414,6 +414,9 @@ mod tests {
         let x = Tensor::zero::<f32>(&[1, 8, 4, 4]).unwrap().into_tvalue();
         let k = Tensor::zero::<f32>(&[4, 9, 3, 3]).unwrap().into_tvalue();
         assert!(Conv3x3.eval_out_of_plan(tvec!(x, k)).is_err());
+        let x = Tensor::zero::<f32>(&[1, 0, 4, 4]).unwrap().into_tvalue();
+        let k = Tensor::zero::<f32>(&[4, 0, 3, 3]).unwrap().into_tvalue();
+        assert!(Conv3x3.eval_out_of_plan(tvec!(x, k)).is_err(), "no channels");
     }
 
     #[test]
