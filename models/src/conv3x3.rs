@@ -326,17 +326,7 @@ impl RowRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
-
-    fn noise(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::text_map::rewrite_tests::{noise, text_detector_agrees};
 
     /// The convolution by its definition.
     fn definition(x: &[f32], k: &[f32], b: &[f32], c: usize, h: usize, w: usize, o: usize) -> Vec<f32> {
@@ -421,27 +411,7 @@ mod tests {
 
     #[test]
     fn the_text_detector_with_the_op_gives_what_it_gives_without() {
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/cache/ppocrv4-det.onnx"))
-            .expect("models/cache/ppocrv4-det.onnx is missing: `make fp32` fetches it");
-        let run = |fused: bool, h: usize, w: usize, input: &Tensor| {
-            let mut onnx = tract_onnx::onnx();
-            register(&mut onnx);
-            let mut proto = onnx.proto_model_for_read(&mut Cursor::new(&bytes)).unwrap();
-            if fused {
-                // The neck's four 96 -> 24 convolutions and the head's first.
-                assert_eq!(fuse(&mut proto), 5);
-            }
-            let model = onnx.model_for_proto_model(&proto).unwrap().with_input_fact(0, f32::fact([1, 3, h, w]).into()).unwrap();
-            model.into_optimized().unwrap().into_runnable().unwrap().run(tvec!(input.clone().into())).unwrap()
-        };
-        let (h, w) = (96, 160);
-        let input = Tensor::from_shape(&[1, 3, h, w], &noise(3 * h * w, 5)).unwrap();
-        let (plain, fused) = (run(false, h, w, &input), run(true, h, w, &input));
-        for (a, b) in plain.iter().zip(&fused) {
-            let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
-            assert_eq!(a.shape(), b.shape());
-            let worst = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-            assert!(worst <= 1e-4, "outputs differ by {worst}");
-        }
+        // The neck's four 96 -> 24 convolutions and the head's first.
+        text_detector_agrees(register, fuse, 5, 5);
     }
 }

@@ -214,23 +214,6 @@ fn run_body<const FMA: bool, const AVX512: bool>(op: &DepthwiseStride2, input: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
-
-    fn plate_model() -> Option<Vec<u8>> {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/cache/ppocrv4-det.onnx")).ok()
-    }
-
-    fn run(bytes: &[u8], fused: bool, h: usize, w: usize, input: &Tensor) -> TVec<TValue> {
-        let mut onnx = tract_onnx::onnx();
-        register(&mut onnx);
-        let mut proto = onnx.proto_model_for_read(&mut Cursor::new(bytes)).unwrap();
-        if fused {
-            // The text detector's four: three 3x3 and one 5x5.
-            assert_eq!(fuse(&mut proto), 4);
-        }
-        let model = onnx.model_for_proto_model(&proto).unwrap().with_input_fact(0, f32::fact([1, 3, h, w]).into()).unwrap();
-        model.into_optimized().unwrap().into_runnable().unwrap().run(tvec!(input.clone().into())).unwrap()
-    }
 
     /// The op against the definition of a padded stride-2 depthwise convolution, at sides odd
     /// and even, down to one pixel, on every path this CPU has.
@@ -283,26 +266,7 @@ mod tests {
 
     #[test]
     fn the_text_detector_with_the_op_gives_what_it_gives_without() {
-        let Some(bytes) = plate_model() else {
-            panic!("models/cache/ppocrv4-det.onnx is missing: `make fp32` fetches it");
-        };
-        for (h, w) in [(96, 160)] {
-            let mut seed = 3u32;
-            let data: Vec<f32> = (0..3 * h * w)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-                })
-                .collect();
-            let input = Tensor::from_shape(&[1, 3, h, w], &data).unwrap();
-            let (plain, fused) = (run(&bytes, false, h, w, &input), run(&bytes, true, h, w, &input));
-            for (a, b) in plain.iter().zip(&fused) {
-                let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
-                assert_eq!(a.shape(), b.shape());
-                let worst = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-                assert!(worst <= 1e-4, "{h}x{w}: outputs differ by {worst}");
-            }
-        }
+        // The text detector's four: three 3x3 and one 5x5.
+        crate::text_map::rewrite_tests::text_detector_agrees(register, fuse, 4, 3);
     }
 }
-

@@ -235,6 +235,51 @@ fn resize_rgb(img: &RgbImage<'_>, tw: usize, th: usize) -> Vec<u8> {
     out
 }
 
+/// What the tests of veil's graph rewrites share.
+#[cfg(test)]
+pub(crate) mod rewrite_tests {
+    use std::io::Cursor;
+    use tract_hir::internal::*;
+    use tract_onnx::pb::ModelProto;
+
+    /// Uniform noise in -1..1 from `seed`.
+    pub fn noise(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The whole text detector with a rewrite (its op registered, `rewrites` nodes rewritten)
+    /// gives what it gives without, to 1e-4, on a 160x96 input of noise from `seed`.
+    pub fn text_detector_agrees(register: fn(&mut tract_onnx::Onnx), fuse: fn(&mut ModelProto) -> usize, rewrites: usize, seed: u32) {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/cache/ppocrv4-det.onnx"))
+            .expect("models/cache/ppocrv4-det.onnx is missing: `make fp32` fetches it");
+        let (h, w) = (96, 160);
+        let input = Tensor::from_shape(&[1, 3, h, w], &noise(3 * h * w, seed)).unwrap();
+        let run = |fused: bool| {
+            let mut onnx = tract_onnx::onnx();
+            register(&mut onnx);
+            let mut proto = onnx.proto_model_for_read(&mut Cursor::new(&bytes)).unwrap();
+            if fused {
+                assert_eq!(fuse(&mut proto), rewrites);
+            }
+            let model = onnx.model_for_proto_model(&proto).unwrap().with_input_fact(0, f32::fact([1, 3, h, w]).into()).unwrap();
+            model.into_optimized().unwrap().into_runnable().unwrap().run(tvec!(input.clone().into())).unwrap()
+        };
+        let (plain, fused) = (run(false), run(true));
+        for (a, b) in plain.iter().zip(&fused) {
+            let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
+            assert_eq!(a.shape(), b.shape());
+            let worst = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-4, "outputs differ by {worst}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,6 @@ fn add_upsampled(map: &mut [f32], coarse: &[f32], planes: usize, h: usize, w: us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     #[test]
     fn each_value_is_its_own_plus_the_coarse_pixel_above_it() {
@@ -189,34 +188,7 @@ mod tests {
 
     #[test]
     fn the_text_detector_with_the_op_gives_what_it_gives_without() {
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/cache/ppocrv4-det.onnx"))
-            .expect("models/cache/ppocrv4-det.onnx is missing: `make fp32` fetches it");
-        let run = |fused: bool, h: usize, w: usize, input: &Tensor| {
-            let mut onnx = tract_onnx::onnx();
-            register(&mut onnx);
-            let mut proto = onnx.proto_model_for_read(&mut Cursor::new(&bytes)).unwrap();
-            if fused {
-                // The three steps of the top-down path (the head's upsamplings feed a Concat).
-                assert_eq!(fuse(&mut proto), 3);
-            }
-            let model = onnx.model_for_proto_model(&proto).unwrap().with_input_fact(0, f32::fact([1, 3, h, w]).into()).unwrap();
-            model.into_optimized().unwrap().into_runnable().unwrap().run(tvec!(input.clone().into())).unwrap()
-        };
-        let (h, w) = (96, 160);
-        let mut seed = 5u32;
-        let data: Vec<f32> = (0..3 * h * w)
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect();
-        let input = Tensor::from_shape(&[1, 3, h, w], &data).unwrap();
-        let (plain, fused) = (run(false, h, w, &input), run(true, h, w, &input));
-        for (a, b) in plain.iter().zip(&fused) {
-            let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
-            assert_eq!(a.shape(), b.shape());
-            let worst = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-            assert!(worst <= 1e-4, "outputs differ by {worst}");
-        }
+        // The three steps of the top-down path (the head's upsamplings feed a Concat).
+        crate::text_map::rewrite_tests::text_detector_agrees(register, fuse, 3, 5);
     }
 }
